@@ -1,0 +1,266 @@
+"""RANSAC around Umeyama, batched over objects and hypotheses, as the NOCS and SPD reference aligners do it.
+
+The reference procedure (per object, sequential): the inlier threshold is a tenth of the source's diameter
+(``2 · max_i ‖x_i − x̄‖``, the source being the NOCS coordinates), carried into the target's units by each
+hypothesis' scale; up to 128 hypotheses from minimal samples of 5 corresponding points (drawn with replacement);
+the best hypothesis is the first with the highest inlier ratio; stop after hypothesis ``i`` (0-based) once
+``1 − (1 − r⁵)^i > 0.99`` for the best ratio ``r`` so far; refit Umeyama on the best hypothesis' inliers; fail when
+fewer than 10 % of the points are inliers.
+
+Here all hypotheses of all objects are drawn at once from a seeded generator, scored in chunks by one matrix product
+per chunk, and the early stop is applied per object exactly as the sequential loop would (same samples, same answer:
+:func:`_ransac_umeyama_reference` is that loop, kept for tests and benchmarks). Scoring stops as soon as every object
+has stopped.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from acr_pose_core.geometry._backend import ArrayLike, as_float_tensor, to_numpy, to_torch
+from acr_pose_core.geometry.umeyama import _fit
+
+__all__ = ["RansacResult", "ransac_umeyama"]
+
+
+class RansacResult(NamedTuple):
+    """Result of :func:`ransac_umeyama` (B objects, N points each).
+
+    Attributes:
+        scale: (B,) scale of ``target ≈ scale · rotation @ source + translation``.
+        rotation: (B, 3, 3).
+        translation: (B, 3).
+        valid: (B,) bool; False when the inlier ratio of the best hypothesis is below ``min_inlier_ratio`` or the
+            refit is degenerate (placeholders as in :class:`~acr_pose_core.geometry.umeyama.SimilarityTransform`).
+        inliers: (B, N) bool, the best hypothesis' inliers (the points of the refit).
+        inlier_ratio: (B,) best hypothesis' inliers / usable points.
+        num_hypotheses: (B,) hypotheses evaluated before the object stopped.
+    """
+
+    scale: ArrayLike
+    rotation: ArrayLike
+    translation: ArrayLike
+    valid: ArrayLike
+    inliers: ArrayLike
+    inlier_ratio: ArrayLike
+    num_hypotheses: ArrayLike
+
+
+def draw_minimal_samples(
+    usable: torch.Tensor, num_hypotheses: int, sample_size: int, generator: torch.Generator
+) -> torch.Tensor:
+    """(B, H, sample_size) point indices drawn uniformly with replacement among each object's usable points.
+
+    Drawn on the CPU so that a seed gives the same samples on every device. An object without usable points draws
+    from all points (its result is invalid anyway).
+    """
+    B, N = usable.shape
+    w = usable.detach().cpu().to(torch.float64)
+    w[w.sum(1) == 0] = 1.0
+    idx = torch.multinomial(w, num_hypotheses * sample_size, replacement=True, generator=generator)
+    return idx.view(B, num_hypotheses, sample_size).to(usable.device)
+
+
+def _point_features(src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+    """(B, N, 18) per-point terms of the squared residual, linear in the hypothesis' coefficients (see below)."""
+    outer = (tgt[..., :, None] * src[..., None, :]).flatten(-2)  # (B, N, 9) vec(y xᵀ)
+    ones = torch.ones_like(src[..., :1])
+    return torch.cat([src.pow(2).sum(-1, keepdim=True), ones, tgt.pow(2).sum(-1, keepdim=True), src, tgt, outer], -1)
+
+
+def _hypothesis_coefficients(scale: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+    """(..., 18) coefficients such that ``features · coeff = ‖s R x + t − y‖²``.
+
+    ``‖s R x + t − y‖² = s²‖x‖² + ‖t‖² + ‖y‖² + 2s (Rᵀt)·x − 2 t·y − 2s ⟨R, y xᵀ⟩``.
+    """
+    s = scale[..., None]
+    rt_t = (rotation.transpose(-1, -2) @ translation[..., None]).squeeze(-1)  # (..., 3) Rᵀt
+    return torch.cat(
+        [
+            s.pow(2),
+            translation.pow(2).sum(-1, keepdim=True),
+            torch.ones_like(s),
+            2 * s * rt_t,
+            -2 * translation,
+            -2 * s * rotation.flatten(-2),
+        ],
+        -1,
+    )
+
+
+def _ransac_torch(
+    source: torch.Tensor,
+    target: torch.Tensor,
+    usable: torch.Tensor,
+    samples: torch.Tensor,
+    inlier_fraction: float,
+    confidence: float,
+    min_inlier_ratio: float,
+    chunk_size: int,
+) -> RansacResult:
+    B, N, _ = source.shape
+    H, k = samples.shape[1:]
+    dtype, device = source.dtype, source.device
+    n_usable = usable.sum(1).clamp_min(1)  # (B,)
+    # Centre both clouds on their usable centroids: residuals are unchanged, the quadratic form is better conditioned.
+    u = usable[..., None].to(dtype)
+    src = (source - (u * source).sum(1, keepdim=True) / n_usable[:, None, None]) * u  # (B, N, 3), 0 where unusable
+    tgt = (target - (u * target).sum(1, keepdim=True) / n_usable[:, None, None]) * u
+    diameter = 2 * src.norm(dim=-1).amax(1)  # (B,) source diameter around its centroid
+    threshold = inlier_fraction * diameter  # (B,) in source units; × hypothesis scale in target units
+    features = _point_features(src, tgt)  # (B, N, 18)
+
+    best_count = torch.full((B,), -1, dtype=torch.long, device=device)
+    best_hyp = torch.zeros(B, dtype=torch.long, device=device)
+    stopped_at = torch.full((B,), H - 1, dtype=torch.long, device=device)
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    batch = torch.arange(B, device=device)
+    start, size = 0, chunk_size
+    while start < H:  # chunks of chunk_size, then doubling: most objects stop within the first one
+        stop = min(start + size, H)
+        start_next, size = stop, 2 * size
+        h = stop - start
+        idx = samples[:, start:stop].reshape(B, h * k)  # (B, h·k)
+        s_pts = src[batch[:, None], idx].view(B * h, k, 3)
+        t_pts = tgt[batch[:, None], idx].view(B * h, k, 3)
+        hyp = _fit(s_pts, t_pts, torch.ones(B * h, k, dtype=dtype, device=device))  # B·h minimal fits
+        coeff = _hypothesis_coefficients(hyp.scale, hyp.rotation, hyp.translation).view(B, h, 18)
+        sq_res = features @ coeff.transpose(1, 2)  # (B, N, h) squared residuals
+        limit = (hyp.scale.view(B, h) * threshold[:, None]).pow(2)  # (B, h)
+        count = ((sq_res < limit[:, None]) & usable[..., None]).sum(1)  # (B, h)
+        count = torch.where(hyp.valid.view(B, h), count, torch.zeros_like(count))
+
+        # Sequential semantics, vectorised: running best (first maximum wins), then the first stopping index.
+        hyp_index = torch.arange(start, stop, device=device)
+        key = count * H + (H - 1 - hyp_index)  # larger count first, then earlier index
+        prev_key = torch.where(best_count >= 0, best_count * H + (H - 1 - best_hyp), torch.full_like(best_count, -1))
+        run_key = torch.cummax(torch.maximum(key, prev_key[:, None]), dim=1).values  # (B, h)
+        run_count = run_key // H
+        run_hyp = H - 1 - run_key % H
+        ratio = run_count.to(torch.float64) / n_usable[:, None].to(torch.float64)
+        stops = (1 - (1 - ratio.pow(k)).pow(hyp_index.to(torch.float64))) > confidence  # (B, h)
+        first = torch.where(stops.any(1), stops.to(torch.int8).argmax(1), torch.full_like(best_hyp, h - 1))
+        newly = stops.any(1) & ~done
+        take = ~done
+        best_count = torch.where(take, run_count[batch, first], best_count)
+        best_hyp = torch.where(take, run_hyp[batch, first], best_hyp)
+        stopped_at = torch.where(newly, hyp_index[first], stopped_at)
+        done = done | newly
+        if bool(done.all()):
+            break
+        start = start_next
+
+    # Refit on the best hypothesis' inliers, with exactly computed residuals.
+    sel = samples[batch, best_hyp]  # (B, k)
+    best = _fit(src[batch[:, None], sel], tgt[batch[:, None], sel], torch.ones(B, k, dtype=dtype, device=device))
+    resid = (best.scale[:, None, None] * src @ best.rotation.transpose(1, 2) + best.translation[:, None] - tgt).norm(
+        dim=-1
+    )  # (B, N)
+    inliers = (resid < (best.scale * threshold)[:, None]) & usable & best.valid[:, None]
+    inlier_ratio = inliers.sum(1).to(dtype) / n_usable.to(dtype)
+    fit = _fit(source, target, inliers.to(dtype))
+    valid = fit.valid & (inlier_ratio >= min_inlier_ratio) & (usable.sum(1) >= k)
+    return RansacResult(fit.scale, fit.rotation, fit.translation, valid, inliers, inlier_ratio, stopped_at + 1)
+
+
+def ransac_umeyama(
+    source: ArrayLike,
+    target: ArrayLike,
+    mask: ArrayLike | None = None,
+    *,
+    max_iterations: int = 128,
+    sample_size: int = 5,
+    inlier_fraction: float = 0.1,
+    confidence: float = 0.99,
+    min_inlier_ratio: float = 0.1,
+    seed: int | torch.Generator = 0,
+    chunk_size: int = 16,
+) -> RansacResult:
+    """Robust similarity ``target ≈ scale · rotation @ source + translation`` for every object of a frame at once.
+
+    Args:
+        source: (B, N, 3) or (N, 3) canonical points (e.g. predicted NOCS coordinates).
+        target: same shape, observed points (camera frame, metres).
+        mask: optional (B, N) bool, the usable points (padding and non-finite points are never used).
+        max_iterations: hypotheses per object at most (the reference's 128).
+        sample_size: points per minimal sample (5).
+        inlier_fraction: inlier threshold as a fraction of the source diameter (0.1), times the hypothesis scale.
+        confidence: early-stop confidence (0.99).
+        min_inlier_ratio: below this best inlier ratio the object fails (0.1).
+        seed: an int seed or a CPU ``torch.Generator``; the same seed gives the same result on any device and
+            whatever the chunk size.
+        chunk_size: hypotheses scored by the first matrix product, doubling for each further one; a speed knob
+            only.
+
+    Returns:
+        :class:`RansacResult` (numpy for numpy input, tensors for tensor input; no batch dimension for (N, 3) input).
+    """
+    is_numpy = not isinstance(source, torch.Tensor)
+    src = as_float_tensor(source)
+    tgt = to_torch(target, like=src) if isinstance(target, torch.Tensor) else as_float_tensor(target).to(src.dtype)
+    unbatched = src.dim() == 2
+    if unbatched:
+        src, tgt = src[None], tgt[None]
+    if src.shape != tgt.shape or src.dim() != 3 or src.shape[-1] != 3:
+        raise ValueError(f"source and target must both be (B, N, 3); got {tuple(src.shape)}, {tuple(tgt.shape)}")
+    usable = torch.isfinite(src).all(-1) & torch.isfinite(tgt).all(-1)
+    if mask is not None:
+        m = to_torch(mask).to(src.device)
+        m = m[None] if unbatched else m
+        if m.shape != usable.shape:
+            raise ValueError(f"mask must be (B, N) = {tuple(usable.shape)}; got {tuple(m.shape)}")
+        usable = usable & m.bool()
+    src = torch.where(usable[..., None], src, torch.zeros_like(src))
+    tgt = torch.where(usable[..., None], tgt, torch.zeros_like(tgt))
+    if isinstance(seed, torch.Generator):
+        gen = seed
+    else:
+        gen = torch.Generator().manual_seed(int(seed))
+    samples = draw_minimal_samples(usable, max_iterations, sample_size, gen)
+    with torch.no_grad():
+        out = _ransac_torch(src, tgt, usable, samples, inlier_fraction, confidence, min_inlier_ratio, chunk_size)
+    if unbatched:
+        out = RansacResult(*(x[0] for x in out))
+    if is_numpy:
+        out = RansacResult(*(to_numpy(x) for x in out))
+    return out
+
+
+def _ransac_umeyama_reference(
+    source: np.ndarray,
+    target: np.ndarray,
+    samples: np.ndarray,
+    inlier_fraction: float = 0.1,
+    confidence: float = 0.99,
+    min_inlier_ratio: float = 0.1,
+) -> tuple[float, np.ndarray, np.ndarray, bool, np.ndarray, int]:
+    """The sequential reference loop for one object with all points usable, on given ``samples (H, k)``.
+
+    Slow and obvious, for tests and benchmarks. Returns ``(scale, R, t, valid, inliers (N,), hypotheses used)``.
+    """
+    from acr_pose_core.geometry.umeyama import umeyama
+
+    n, k = len(source), samples.shape[1]
+    centred = source - source.mean(0)
+    threshold = inlier_fraction * 2 * np.linalg.norm(centred, axis=1).max()
+    best_ratio, best_inliers, used = 0.0, np.arange(n), 0
+    for i, sample in enumerate(samples):
+        used = i + 1
+        fit = umeyama(source[sample], target[sample])
+        if fit.valid:
+            resid = np.linalg.norm(fit.scale * source @ fit.rotation.T + fit.translation - target, axis=1)
+            inliers = np.flatnonzero(resid < fit.scale * threshold)
+        else:
+            inliers = np.zeros(0, dtype=np.int64)
+        if len(inliers) / n > best_ratio:
+            best_ratio, best_inliers = len(inliers) / n, inliers
+        if 1 - (1 - best_ratio**k) ** i > confidence:
+            break
+    mask = np.zeros(n, dtype=bool)
+    mask[best_inliers] = True
+    fit = umeyama(source, target, mask)
+    valid = bool(fit.valid) and best_ratio >= min_inlier_ratio
+    return float(fit.scale), fit.rotation, fit.translation, valid, mask, used

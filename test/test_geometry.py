@@ -1,0 +1,280 @@
+"""Geometry: Umeyama, RANSAC, poses and rotation errors. Ground truth is built, then recovered."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from acr_pose_core.geometry import (
+    compose_sRT,
+    decompose_sRT,
+    pose_errors,
+    random_rotations,
+    ransac_umeyama,
+    rotation_about_y,
+    rotation_error_deg,
+    umeyama,
+)
+from acr_pose_core.geometry.ransac import _ransac_umeyama_reference, draw_minimal_samples
+from acr_pose_core.geometry.umeyama import _umeyama_reference
+
+
+def make_problem(rng, B, N, noise=0.0, dtype=np.float64):
+    """Random NOCS-like source clouds and their images under random similarities (metres)."""
+    R = random_rotations(B, rng)
+    s = rng.uniform(0.05, 0.5, B)
+    t = rng.normal(0, 0.3, (B, 3)) + [0, 0, 1.0]
+    x = rng.uniform(-0.5, 0.5, (B, N, 3))
+    y = s[:, None, None] * np.einsum("bij,bnj->bni", R, x) + t[:, None] + rng.normal(0, noise, (B, N, 3))
+    return x.astype(dtype), y.astype(dtype), s, R, t
+
+
+def angle_deg(Ra, Rb):
+    return rotation_error_deg(Ra, Rb)
+
+
+# ---------------------------------------------------------------- Umeyama
+
+
+@pytest.mark.parametrize("backend,dtype", list(itertools.product(["numpy", "torch"], [np.float32, np.float64])))
+def test_umeyama_recovers_similarity(backend, dtype):
+    rng = np.random.default_rng(0)
+    x, y, s, R, t = make_problem(rng, 8, 200, noise=0.001, dtype=dtype)
+    if backend == "torch":
+        out = umeyama(torch.from_numpy(x), torch.from_numpy(y))
+        assert isinstance(out.rotation, torch.Tensor) and out.rotation.dtype == torch.from_numpy(x).dtype
+        out = type(out)(*(v.numpy() for v in out))
+    else:
+        out = umeyama(x, y)
+        assert isinstance(out.rotation, np.ndarray) and out.rotation.dtype == dtype
+    assert out.valid.all()
+    assert np.all(angle_deg(out.rotation, R) < 0.5), angle_deg(out.rotation, R)
+    np.testing.assert_allclose(out.scale, s, rtol=0.02)
+    np.testing.assert_allclose(out.translation, t, atol=0.002)
+    np.testing.assert_allclose(np.linalg.det(out.rotation), 1.0, atol=1e-4)
+
+
+def test_umeyama_exact_and_matches_textbook():
+    rng = np.random.default_rng(1)
+    x, y, s, R, t = make_problem(rng, 5, 50)
+    out = umeyama(x, y)
+    np.testing.assert_allclose(out.rotation, R, atol=1e-10)
+    np.testing.assert_allclose(out.scale, s, rtol=1e-10)
+    np.testing.assert_allclose(out.translation, t, atol=1e-10)
+    for b in range(5):
+        s_ref, R_ref, t_ref = _umeyama_reference(x[b], y[b])
+        np.testing.assert_allclose(out.scale[b], s_ref, rtol=1e-10)
+        np.testing.assert_allclose(out.rotation[b], R_ref, atol=1e-10)
+        np.testing.assert_allclose(out.translation[b], t_ref, atol=1e-10)
+
+
+def test_umeyama_batched_equals_looped_and_unbatched_shapes():
+    rng = np.random.default_rng(2)
+    x, y, *_ = make_problem(rng, 6, 40, noise=0.01)
+    w = rng.uniform(0, 1, (6, 40))
+    batched = umeyama(x, y, w)
+    for b in range(6):
+        single = umeyama(x[b], y[b], w[b])
+        assert single.rotation.shape == (3, 3) and single.translation.shape == (3,) and single.scale.shape == ()
+        np.testing.assert_allclose(single.rotation, batched.rotation[b], atol=1e-12)
+        np.testing.assert_allclose(single.scale, batched.scale[b], rtol=1e-12)
+        np.testing.assert_allclose(single.translation, batched.translation[b], atol=1e-12)
+
+
+def test_umeyama_mask_ignores_outliers_and_weights_reduce_error():
+    rng = np.random.default_rng(3)
+    x, y, s, R, t = make_problem(rng, 4, 100)
+    y_bad = y.copy()
+    y_bad[:, :20] += rng.normal(0, 0.3, (4, 20, 3))  # corrupt 20 % of the points
+    mask = np.ones((4, 100), dtype=bool)
+    mask[:, :20] = False
+    clean = umeyama(x, y_bad, mask)
+    np.testing.assert_allclose(clean.rotation, R, atol=1e-9)
+    dirty = umeyama(x, y_bad)
+    assert np.all(angle_deg(dirty.rotation, R) > angle_deg(clean.rotation, R))
+    # Noise on half the points; down-weighting the noisy half must reduce the error.
+    y_noisy = y.copy()
+    y_noisy[:, 50:] += rng.normal(0, 0.05, (4, 50, 3))
+    w = np.ones((4, 100))
+    w[:, 50:] = 0.01
+    err_uniform = angle_deg(umeyama(x, y_noisy).rotation, R)
+    err_weighted = angle_deg(umeyama(x, y_noisy, w).rotation, R)
+    assert np.all(err_weighted < err_uniform), (err_weighted, err_uniform)
+
+
+def test_umeyama_is_reflection_safe():
+    rng = np.random.default_rng(4)
+    x, y, *_ = make_problem(rng, 3, 60)
+    mirrored = y * np.array([-1.0, 1.0, 1.0])  # a reflection: no proper rotation fits exactly
+    out = umeyama(x, mirrored)
+    assert out.valid.all()
+    np.testing.assert_allclose(np.linalg.det(out.rotation), 1.0, atol=1e-9)
+
+
+def test_umeyama_degenerate_inputs_are_flagged_not_nan():
+    rng = np.random.default_rng(5)
+    x, y, *_ = make_problem(rng, 6, 30)
+    x[0] = 0.3  # all source points equal
+    x[1] = np.linspace(0, 1, 30)[:, None] * np.array([1.0, -2.0, 0.5])  # collinear source
+    y[2] = y[2, :1]  # all target points equal
+    mask = np.ones((6, 30), dtype=bool)
+    mask[3, 2:] = False  # only two usable points
+    x[4, 3:] = np.nan  # NaN points are ignored: three finite points remain, a valid fit
+    y[5, :] = np.nan  # nothing usable
+    out = umeyama(x, y, mask)
+    assert out.valid.tolist() == [False, False, False, False, True, False], out.valid
+    for v in out:
+        assert np.isfinite(v).all()
+    np.testing.assert_allclose(out.rotation[~out.valid], np.broadcast_to(np.eye(3), (5, 3, 3)))
+    np.testing.assert_allclose(out.scale[~out.valid], 1.0)
+
+
+def test_umeyama_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="B, N, 3"):
+        umeyama(np.zeros((2, 5, 3)), np.zeros((2, 6, 3)))
+    with pytest.raises(ValueError, match="weights"):
+        umeyama(np.zeros((2, 5, 3)), np.zeros((2, 5, 3)), np.ones((2, 4)))
+    with pytest.raises(ValueError, match="non-negative"):
+        umeyama(np.zeros((1, 5, 3)), np.zeros((1, 5, 3)), -np.ones((1, 5)))
+
+
+def test_umeyama_gradients_flow_and_are_finite():
+    rng = np.random.default_rng(6)
+    x, y, *_ = make_problem(rng, 3, 20, noise=0.01)
+    x[2] = 0.0  # a degenerate item must not poison the gradients of the others
+    xs = torch.tensor(x, requires_grad=True)
+    ys = torch.tensor(y, requires_grad=True)
+    out = umeyama(xs, ys)
+    loss = out.rotation.sum() + out.scale.sum() + out.translation.sum()
+    loss.backward()
+    assert torch.isfinite(xs.grad).all() and torch.isfinite(ys.grad).all()
+    assert xs.grad[:2].abs().sum() > 0 and ys.grad[:2].abs().sum() > 0
+
+    def f(src, tgt):
+        o = umeyama(src, tgt)
+        return o.rotation, o.scale, o.translation
+
+    src = torch.tensor(x[:1, :6], requires_grad=True)
+    tgt = torch.tensor(y[:1, :6], requires_grad=True)
+    assert torch.autograd.gradcheck(f, (src, tgt), fast_mode=True)
+
+
+# ---------------------------------------------------------------- RANSAC
+
+
+def corrupt(rng, y, fraction):
+    y = y.copy()
+    bad = rng.random(y.shape[:2]) < fraction
+    y[bad] += rng.normal(0, 0.3, (int(bad.sum()), 3))
+    return y, bad
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_ransac_recovers_pose_with_40_percent_outliers(backend):
+    rng = np.random.default_rng(10)
+    x, y, s, R, t = make_problem(rng, 6, 1024, noise=0.002)
+    y, bad = corrupt(rng, y, 0.4)
+    if backend == "torch":
+        res = ransac_umeyama(torch.from_numpy(x).float(), torch.from_numpy(y).float(), seed=7)
+        res = type(res)(*(v.numpy() for v in res))
+    else:
+        res = ransac_umeyama(x, y, seed=7)
+    assert res.valid.all()
+    assert np.all(angle_deg(res.rotation, R) < 1.0), angle_deg(res.rotation, R)
+    np.testing.assert_allclose(res.scale, s, rtol=0.01)
+    np.testing.assert_allclose(res.translation, t, atol=0.003)
+    # inliers are (almost) exactly the uncorrupted points
+    agreement = (res.inliers == ~bad).mean()
+    assert agreement > 0.97, agreement
+    # plain Umeyama on the same data is far off: the test would fail without the RANSAC
+    plain = umeyama(x, y)
+    assert np.median(angle_deg(plain.rotation, R)) > 2.0
+
+
+def test_ransac_equals_sequential_reference_loop():
+    rng = np.random.default_rng(11)
+    x, y, *_ = make_problem(rng, 5, 300, noise=0.003)
+    y, _ = corrupt(rng, y, 0.35)
+    res = ransac_umeyama(x, y, seed=3)
+    samples = draw_minimal_samples(torch.ones(5, 300, dtype=torch.bool), 128, 5, torch.Generator().manual_seed(3))
+    for b in range(5):
+        scale, rot, trans, valid, inliers, used = _ransac_umeyama_reference(x[b], y[b], samples[b].numpy())
+        assert used == res.num_hypotheses[b]
+        np.testing.assert_array_equal(inliers, res.inliers[b])
+        np.testing.assert_allclose(res.scale[b], scale, rtol=1e-9)
+        np.testing.assert_allclose(res.rotation[b], rot, atol=1e-9)
+        np.testing.assert_allclose(res.translation[b], trans, atol=1e-9)
+        assert valid == res.valid[b]
+
+
+def test_ransac_is_seeded_and_independent_of_chunking_and_batching():
+    rng = np.random.default_rng(12)
+    x, y, *_ = make_problem(rng, 4, 256, noise=0.002)
+    y, _ = corrupt(rng, y, 0.45)
+    a = ransac_umeyama(x, y, seed=5)
+    for chunk in (1, 7, 128):
+        b = ransac_umeyama(x, y, seed=5, chunk_size=chunk)
+        np.testing.assert_array_equal(a.inliers, b.inliers)
+        np.testing.assert_array_equal(a.num_hypotheses, b.num_hypotheses)
+        np.testing.assert_allclose(a.rotation, b.rotation, atol=1e-12)
+    c = ransac_umeyama(x, y, seed=6)
+    assert not np.array_equal(a.num_hypotheses, c.num_hypotheses) or not np.array_equal(a.inliers, c.inliers)
+    # batched answers equal single-object answers for an object whose samples are the same
+    single = ransac_umeyama(x[:1], y[:1], seed=5)
+    np.testing.assert_array_equal(single.inliers[0], a.inliers[0])
+
+
+def test_ransac_mask_padding_and_failure():
+    rng = np.random.default_rng(13)
+    x, y, s, R, t = make_problem(rng, 3, 500, noise=0.002)
+    mask = np.ones((3, 500), dtype=bool)
+    mask[0, 300:] = False  # padding: garbage that must never be used
+    x[0, 300:] = 1e3
+    y[1] = rng.normal(0, 1, (500, 3))  # pure noise: no model has 10 % inliers
+    y[2, :] = np.nan  # no usable point at all
+    res = ransac_umeyama(x, y, mask, seed=1)
+    assert res.valid.tolist() == [True, False, False]
+    assert angle_deg(res.rotation[0], R[0]) < 0.5
+    assert not res.inliers[0, 300:].any()
+    assert res.inlier_ratio[1] < 0.1
+    for v in res:
+        assert np.isfinite(np.asarray(v, dtype=np.float64)).all()
+
+
+# ---------------------------------------------------------------- poses and errors
+
+
+def test_compose_decompose_round_trip():
+    rng = np.random.default_rng(20)
+    R = random_rotations(10, rng)
+    np.testing.assert_allclose(R @ R.transpose(0, 2, 1), np.broadcast_to(np.eye(3), R.shape), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(R), 1.0)
+    s, t = rng.uniform(0.1, 2, 10), rng.normal(size=(10, 3))
+    sRT = compose_sRT(s, R, t)
+    assert sRT.shape == (10, 4, 4) and np.all(sRT[:, 3] == [0, 0, 0, 1])
+    s2, R2, t2 = decompose_sRT(sRT)
+    np.testing.assert_allclose(s2, s)
+    np.testing.assert_allclose(R2, R, atol=1e-12)
+    np.testing.assert_allclose(t2, t)
+
+
+def rot_x(deg):
+    a = np.radians(deg)
+    return np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+
+
+def test_rotation_errors_with_symmetry():
+    R0 = random_rotations(1, np.random.default_rng(21))[0]
+    turned_y = R0 @ rotation_about_y(np.radians(90))  # about the object's own y axis
+    tilted = R0 @ rot_x(30)
+    assert rotation_error_deg(turned_y, R0) == pytest.approx(90)
+    assert rotation_error_deg(turned_y, R0, y_symmetric=True) == pytest.approx(0, abs=1e-5)
+    assert rotation_error_deg(tilted, R0) == pytest.approx(30)
+    assert rotation_error_deg(tilted, R0, y_symmetric=True) == pytest.approx(30)
+    both = rotation_error_deg(np.stack([turned_y, tilted]), R0, y_symmetric=np.array([True, False]))
+    np.testing.assert_allclose(both, [0, 30], atol=1e-5)
+    deg, cm = pose_errors(compose_sRT(0.3, tilted, [0.1, 0, 1]), compose_sRT(0.2, R0, [0.1, 0.03, 0.96]))
+    assert deg == pytest.approx(30) and cm == pytest.approx(5.0)
