@@ -57,13 +57,17 @@ def make_example_frames(
     confusion_rate: float = 0.03,
     rotation_noise_deg: float = 12.0,
     translation_noise_m: float = 0.02,
+    objects_per_frame: int | None = None,
 ) -> list[FrameResult]:
-    """A reproducible synthetic prediction set of ``num_frames`` frames (see the module docstring)."""
+    """A reproducible synthetic prediction set of ``num_frames`` frames (see the module docstring).
+
+    ``objects_per_frame``: ground-truth objects in every frame; ``None`` draws 1..6 per frame.
+    """
     rng = np.random.default_rng(seed)
     names = list(CLASS_IDS)
     frames = []
     for f in range(num_frames):
-        g = int(rng.integers(1, 7))
+        g = int(rng.integers(1, 7)) if objects_per_frame is None else objects_per_frame
         cls = rng.integers(1, NUM_CATEGORIES + 1, g)
         size = np.array([_ASPECT[names[c - 1]] for c in cls]) * rng.uniform(0.85, 1.15, (g, 3))
         size /= np.linalg.norm(size, axis=1, keepdims=True)  # NOCS box diagonal 1

@@ -54,13 +54,16 @@ def draw_minimal_samples(
 ) -> torch.Tensor:
     """(B, H, sample_size) point indices drawn uniformly with replacement among each object's usable points.
 
-    Drawn on the CPU so that a seed gives the same samples on every device. An object without usable points draws
-    from all points (its result is invalid anyway).
+    Drawn on the CPU so that a seed gives the same samples on every device. An object without usable points gets
+    index 0 everywhere (its result is invalid anyway).
     """
     B, N = usable.shape
-    w = usable.detach().cpu().to(torch.float64)
-    w[w.sum(1) == 0] = 1.0
-    idx = torch.multinomial(w, num_hypotheses * sample_size, replacement=True, generator=generator)
+    usable_cpu = usable.detach().cpu()
+    n_usable = usable_cpu.sum(1, keepdim=True)  # (B, 1)
+    u = torch.rand(B, num_hypotheses * sample_size, generator=generator, dtype=torch.float64)
+    rank = (u * n_usable).long().clamp_max((n_usable - 1).clamp_min(0))  # (B, H·k) rank among usable points
+    positions = torch.argsort((~usable_cpu).to(torch.int8), dim=1, stable=True)  # usable indices first, ascending
+    idx = positions.gather(1, rank)
     return idx.view(B, num_hypotheses, sample_size).to(usable.device)
 
 
@@ -115,6 +118,10 @@ def _ransac_torch(
 
     best_count = torch.full((B,), -1, dtype=torch.long, device=device)
     best_hyp = torch.zeros(B, dtype=torch.long, device=device)
+    best_scale = torch.ones(B, dtype=dtype, device=device)
+    best_rotation = torch.eye(3, dtype=dtype, device=device).repeat(B, 1, 1)
+    best_translation = torch.zeros(B, 3, dtype=dtype, device=device)
+    best_valid = torch.zeros(B, dtype=torch.bool, device=device)
     stopped_at = torch.full((B,), H - 1, dtype=torch.long, device=device)
     done = torch.zeros(B, dtype=torch.bool, device=device)
     batch = torch.arange(B, device=device)
@@ -144,9 +151,15 @@ def _ransac_torch(
         stops = (1 - (1 - ratio.pow(k)).pow(hyp_index.to(torch.float64))) > confidence  # (B, h)
         first = torch.where(stops.any(1), stops.to(torch.int8).argmax(1), torch.full_like(best_hyp, h - 1))
         newly = stops.any(1) & ~done
-        take = ~done
-        best_count = torch.where(take, run_count[batch, first], best_count)
-        best_hyp = torch.where(take, run_hyp[batch, first], best_hyp)
+        chosen = run_hyp[batch, first]  # (B,) global index of the best hypothesis so far
+        take = ~done & (chosen >= start)  # the best is from this chunk: keep its parameters
+        local = batch * h + (chosen - start).clamp(0, h - 1)
+        best_scale = torch.where(take, hyp.scale[local], best_scale)
+        best_rotation = torch.where(take[:, None, None], hyp.rotation[local], best_rotation)
+        best_translation = torch.where(take[:, None], hyp.translation[local], best_translation)
+        best_valid = torch.where(take, hyp.valid[local], best_valid)
+        best_count = torch.where(~done, run_count[batch, first], best_count)
+        best_hyp = torch.where(~done, chosen, best_hyp)
         stopped_at = torch.where(newly, hyp_index[first], stopped_at)
         done = done | newly
         if bool(done.all()):
@@ -154,12 +167,9 @@ def _ransac_torch(
         start = start_next
 
     # Refit on the best hypothesis' inliers, with exactly computed residuals.
-    sel = samples[batch, best_hyp]  # (B, k)
-    best = _fit(src[batch[:, None], sel], tgt[batch[:, None], sel], torch.ones(B, k, dtype=dtype, device=device))
-    resid = (best.scale[:, None, None] * src @ best.rotation.transpose(1, 2) + best.translation[:, None] - tgt).norm(
-        dim=-1
-    )  # (B, N)
-    inliers = (resid < (best.scale * threshold)[:, None]) & usable & best.valid[:, None]
+    moved = best_scale[:, None, None] * src @ best_rotation.transpose(1, 2) + best_translation[:, None]  # (B, N, 3)
+    resid = (moved - tgt).norm(dim=-1)  # (B, N)
+    inliers = (resid < (best_scale * threshold)[:, None]) & usable & best_valid[:, None]
     inlier_ratio = inliers.sum(1).to(dtype) / n_usable.to(dtype)
     fit = _fit(source, target, inliers.to(dtype))
     valid = fit.valid & (inlier_ratio >= min_inlier_ratio) & (usable.sum(1) >= k)
