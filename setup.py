@@ -1,0 +1,73 @@
+"""Packaging of acr-pose: one source tree, a pip project and an ament_python ROS 2 package at once.
+
+It installs two Python packages, ``acr_pose_core`` (the library, no ROS) and ``acr_pose_ros`` (the node), and
+registers both as ROS packages in the ament resource index, so that after ``colcon build``:
+
+- ``ros2 run acr_pose_core train`` runs ``lib/acr_pose_core/train`` (from ``scripts/ros/train``);
+- ``ros2 launch acr_pose_ros <file>.launch.py`` finds ``share/acr_pose_ros/launch/``;
+- the console scripts land in ``lib/acr_pose_ros`` (see ``setup.cfg``), where ``ros2 run acr_pose_ros`` looks.
+
+A plain ``pip install .`` installs the same tree; pip then puts the ``acr-pose`` command on ``bin/`` as usual.
+The distribution is named after the ROS package (``acr_pose_ros``) because colcon looks for
+``<package name>.egg-info`` when it undoes a ``--symlink-install``.
+
+Run from the directory of this file, as colcon and pip do: the data-file paths below are relative to it.
+"""
+
+from glob import glob
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+NAME = "acr_pose_ros"
+CORE = "acr_pose_core"
+VERSION = "0.1.0"  # keep equal to package.xml and acr_pose_core.__version__ (test/test_packaging.py checks)
+
+# Kept as module-level literals: test/test_packaging.py reads them with `ast` (without running setup()) to check
+# that each one has a rosdep key in package.xml.
+INSTALL_REQUIRES = [
+    "numpy>=1.23",
+    "torch>=2.1",
+    "torchvision",
+    "matplotlib>=3.5",
+    "tqdm",
+    "pillow",
+]
+EXTRAS_REQUIRE = {
+    "test": ["pytest", "ruff"],
+}
+
+
+def data_files() -> list[tuple[str, list[str]]]:
+    """Files installed under the prefix, as ``(directory, [source files])``; globs may match nothing yet."""
+    entries = [
+        # ament resource index markers: these make both names ROS packages for `ros2 run` / `ros2 pkg`.
+        ("share/ament_index/resource_index/packages", [f"resource/{NAME}", f"resource/{CORE}"]),
+        (f"share/{NAME}", ["package.xml"]),
+        (f"share/{NAME}/launch", sorted(glob("launch/*.launch.py"))),
+        (f"share/{NAME}/config", sorted(glob("config/*.yaml"))),
+        # `ros2 run acr_pose_core train` runs lib/acr_pose_core/train; the source file keeps its executable bit.
+        (f"lib/{CORE}", ["scripts/ros/train"]),
+    ]
+    return [(directory, files) for directory, files in entries if files]
+
+
+setup(
+    name=NAME,
+    version=VERSION,
+    description="ACR-Pose: category-level 6D object pose estimation, as a ROS 2 package and a Python library",
+    long_description=Path("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=find_packages(include=[CORE, f"{CORE}.*", NAME, f"{NAME}.*"]),
+    data_files=data_files(),
+    python_requires=">=3.10",
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    entry_points={
+        "console_scripts": [
+            "acr-pose = acr_pose_core.cli.main:main",
+        ],
+    },
+    zip_safe=False,
+)
