@@ -126,9 +126,8 @@ def _ransac_torch(
     done = torch.zeros(B, dtype=torch.bool, device=device)
     batch = torch.arange(B, device=device)
     start, size = 0, chunk_size
-    while start < H:  # chunks of chunk_size, then doubling: most objects stop within the first one
+    while start < H:  # the first chunk is chunk_size; later ones are sized by what the stop rule still needs
         stop = min(start + size, H)
-        start_next, size = stop, 2 * size
         h = stop - start
         idx = samples[:, start:stop].reshape(B, h * k)  # (B, h·k)
         s_pts = src[batch[:, None], idx].view(B * h, k, 3)
@@ -164,7 +163,13 @@ def _ransac_torch(
         done = done | newly
         if bool(done.all()):
             break
-        start = start_next
+        # The stop rule fires at the first i with (1 − r⁵)^i < 1 − confidence; with the best ratio r so far, that
+        # is an estimate of the hypotheses still needed (an underestimate only costs another chunk).
+        r = (best_count.clamp_min(0).to(torch.float64) / n_usable.to(torch.float64))[~done]
+        miss = (1 - r.pow(k)).clamp(1e-12, 1 - 1e-12)
+        needed = torch.ceil(torch.log(torch.tensor(1 - confidence, dtype=torch.float64)) / torch.log(miss)) + 1
+        size = int(min(max(float(needed.max()) - stop, chunk_size), H - stop))
+        start = stop
 
     # Refit on the best hypothesis' inliers, with exactly computed residuals.
     moved = best_scale[:, None, None] * src @ best_rotation.transpose(1, 2) + best_translation[:, None]  # (B, N, 3)
@@ -202,8 +207,8 @@ def ransac_umeyama(
         min_inlier_ratio: below this best inlier ratio the object fails (0.1).
         seed: an int seed or a CPU ``torch.Generator``; the same seed gives the same result on any device and
             whatever the chunk size.
-        chunk_size: hypotheses scored by the first matrix product, doubling for each further one; a speed knob
-            only.
+        chunk_size: hypotheses scored by the first matrix product (later ones are sized from the best inlier
+            ratio so far); a speed knob only, the result does not depend on it.
 
     Returns:
         :class:`RansacResult` (numpy for numpy input, tensors for tensor input; no batch dimension for (N, 3) input).
