@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -31,3 +31,41 @@ def as_float_tensor(x: Any) -> torch.Tensor:
 
 def to_numpy(x: torch.Tensor) -> np.ndarray:
     return x.detach().cpu().numpy()
+
+
+class PointPair(NamedTuple):
+    """Corresponding point sets as batched tensors, and how the caller gave them."""
+
+    source: torch.Tensor  # (B, N, 3)
+    target: torch.Tensor  # (B, N, 3), source's dtype and device
+    per_point: torch.Tensor | None  # (B, N) weights or mask, on source's device
+    is_numpy: bool
+    unbatched: bool
+
+
+def point_pair(source: Any, target: Any, per_point: Any = None) -> PointPair:
+    """Batch ``(N, 3)`` input to ``(1, N, 3)`` and make tensors of numpy input; ``per_point`` follows the batching."""
+    is_numpy = not isinstance(source, torch.Tensor)
+    src = as_float_tensor(source)
+    tgt = to_torch(target, like=src) if isinstance(target, torch.Tensor) else as_float_tensor(target).to(src.dtype)
+    unbatched = src.dim() == 2
+    if unbatched:
+        src, tgt = src[None], tgt[None]
+    extra = None
+    if per_point is not None:
+        extra = to_torch(per_point).to(src.device)
+        extra = extra[None] if unbatched else extra
+    return PointPair(src, tgt, extra, is_numpy, unbatched)
+
+
+T = TypeVar("T", bound=tuple)
+
+
+def answer_like(result: T, pair: PointPair) -> T:
+    """``result`` (a NamedTuple of batched tensors) without the added batch dimension, as numpy for numpy input."""
+    fields = list(result)
+    if pair.unbatched:
+        fields = [x[0] for x in fields]
+    if pair.is_numpy:
+        fields = [to_numpy(x) for x in fields]
+    return type(result)(*fields)

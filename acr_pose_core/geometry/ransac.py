@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from acr_pose_core.geometry._backend import ArrayLike, as_float_tensor, to_numpy, to_torch
+from acr_pose_core.geometry._backend import ArrayLike, answer_like, point_pair
 from acr_pose_core.geometry.umeyama import _fit
 
 __all__ = ["RansacResult", "ransac_umeyama"]
@@ -213,21 +213,15 @@ def ransac_umeyama(
     Returns:
         :class:`RansacResult` (numpy for numpy input, tensors for tensor input; no batch dimension for (N, 3) input).
     """
-    is_numpy = not isinstance(source, torch.Tensor)
-    src = as_float_tensor(source)
-    tgt = to_torch(target, like=src) if isinstance(target, torch.Tensor) else as_float_tensor(target).to(src.dtype)
-    unbatched = src.dim() == 2
-    if unbatched:
-        src, tgt = src[None], tgt[None]
+    pair = point_pair(source, target, mask)
+    src, tgt = pair.source, pair.target
     if src.shape != tgt.shape or src.dim() != 3 or src.shape[-1] != 3:
         raise ValueError(f"source and target must both be (B, N, 3); got {tuple(src.shape)}, {tuple(tgt.shape)}")
     usable = torch.isfinite(src).all(-1) & torch.isfinite(tgt).all(-1)
-    if mask is not None:
-        m = to_torch(mask).to(src.device)
-        m = m[None] if unbatched else m
-        if m.shape != usable.shape:
-            raise ValueError(f"mask must be (B, N) = {tuple(usable.shape)}; got {tuple(m.shape)}")
-        usable = usable & m.bool()
+    if pair.per_point is not None:
+        if pair.per_point.shape != usable.shape:
+            raise ValueError(f"mask must be (B, N) = {tuple(usable.shape)}; got {tuple(pair.per_point.shape)}")
+        usable = usable & pair.per_point.bool()
     src = torch.where(usable[..., None], src, torch.zeros_like(src))
     tgt = torch.where(usable[..., None], tgt, torch.zeros_like(tgt))
     if isinstance(seed, torch.Generator):
@@ -237,11 +231,7 @@ def ransac_umeyama(
     samples = draw_minimal_samples(usable, max_iterations, sample_size, gen)
     with torch.no_grad():
         out = _ransac_torch(src, tgt, usable, samples, inlier_fraction, confidence, min_inlier_ratio, chunk_size)
-    if unbatched:
-        out = RansacResult(*(x[0] for x in out))
-    if is_numpy:
-        out = RansacResult(*(to_numpy(x) for x in out))
-    return out
+    return answer_like(out, pair)
 
 
 def _ransac_umeyama_reference(

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from acr_pose_core.geometry._backend import ArrayLike, as_float_tensor, to_numpy, to_torch
+from acr_pose_core.geometry._backend import ArrayLike, answer_like, point_pair
 
 __all__ = ["SimilarityTransform", "umeyama", "umeyama_torch"]
 
@@ -140,22 +140,8 @@ def umeyama(source: ArrayLike, target: ArrayLike, weights: ArrayLike | None = No
     Gradients flow to source, target and weights through ``torch.linalg.svd``; they are ill-conditioned where two
     singular values of the cross-covariance nearly coincide (an isotropic cloud), as for any SVD-based alignment.
     """
-    is_numpy = not isinstance(source, torch.Tensor)
-    src = as_float_tensor(source)
-    tgt = to_torch(target, like=src) if isinstance(target, torch.Tensor) else as_float_tensor(target).to(src.dtype)
-    unbatched = src.dim() == 2
-    if unbatched:
-        src, tgt = src[None], tgt[None]
-    w = None
-    if weights is not None:
-        w = to_torch(weights).to(src.device)
-        w = w[None] if unbatched else w
-    out = umeyama_torch(src, tgt, w)
-    if unbatched:
-        out = SimilarityTransform(*(x[0] for x in out))
-    if is_numpy:
-        out = SimilarityTransform(*(to_numpy(x) for x in out))
-    return out
+    pair = point_pair(source, target, weights)
+    return answer_like(umeyama_torch(pair.source, pair.target, pair.per_point), pair)
 
 
 def _umeyama_reference(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
