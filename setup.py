@@ -32,9 +32,13 @@ INSTALL_REQUIRES = [
     "matplotlib>=3.5",
     "tqdm",
     "pillow",
+    "trimesh>=4",
 ]
+# embreex (Intel Embree ray casting) renders the synthetic data set; it has no rosdep key, so it is an extra,
+# `pip install "acr_pose_ros[render]"`, which the scripts install; the renderer says how when it is missing.
 EXTRAS_REQUIRE = {
-    "test": ["pytest", "ruff"],
+    "render": ["embreex"],
+    "test": ["pytest", "ruff", "embreex"],
 }
 
 

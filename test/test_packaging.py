@@ -32,6 +32,7 @@ PIP_TO_ROSDEP = {
     "matplotlib": "python3-matplotlib",
     "tqdm": "python3-tqdm",
     "pillow": "python3-pil",
+    "trimesh": "python3-trimesh",
 }
 """pip requirement name -> the rosdep key that package.xml must list as exec_depend."""
 
