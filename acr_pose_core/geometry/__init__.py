@@ -5,6 +5,14 @@ frame y up, centred on the tight box, box diagonal 1; poses ``sRT`` with ``p_cam
 """
 
 from acr_pose_core.geometry.boxes import IoUMode, box_corners, iou_3d, transform_points
+from acr_pose_core.geometry.camera import (
+    CAMERA_INTRINSICS,
+    REAL_INTRINSICS,
+    CameraIntrinsics,
+    backproject,
+    pixel_rays,
+    project,
+)
 from acr_pose_core.geometry.pointclouds import chamfer_distance
 from acr_pose_core.geometry.ransac import RansacResult, ransac_umeyama
 from acr_pose_core.geometry.rotations import (
@@ -18,6 +26,12 @@ from acr_pose_core.geometry.rotations import (
 from acr_pose_core.geometry.umeyama import SimilarityTransform, umeyama
 
 __all__ = [
+    "CAMERA_INTRINSICS",
+    "REAL_INTRINSICS",
+    "CameraIntrinsics",
+    "backproject",
+    "pixel_rays",
+    "project",
     "IoUMode",
     "RansacResult",
     "SimilarityTransform",
