@@ -37,6 +37,7 @@ __all__ = ["SUBCOMMANDS", "main"]
 PROG = "acr-pose"
 
 SUBCOMMANDS: dict[str, str] = {
+    "generate": "acr_pose_core.cli.generate",
     "evaluate": "acr_pose_core.cli.evaluate",
     "train": "acr_pose_core.cli.train",
 }

@@ -437,7 +437,8 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 def _png_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG")
+    # zlib level 1: a rendered frame's four PNGs encode in ~50 ms instead of ~230 ms at the default 6, ~20 % larger
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 

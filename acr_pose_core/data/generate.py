@@ -1,0 +1,243 @@
+"""Generation of a synthetic NOCS-format data set: scenes rendered to RGB-D frames with masks, NOCS maps and labels.
+
+Layout written under ``out``::
+
+    <split>/<scene:05d>/<frame:04d>_{color,depth,mask,coord}.png, _meta.txt, _label.json
+    obj_models/<split>.npz            surface points (NOCS units) of every instance model of the split
+    <split>/generation.json           the configuration, for reproducibility
+
+Determinism: scene ``k`` draws its layout from ``SeedSequence([seed, split, k, 0])`` and its frame ``i`` (camera,
+sensor noise) from ``SeedSequence([seed, split, k, i + 1])``, so the output is the same whatever the number of
+worker processes and whichever frames were already there. Resumable: a frame is complete once its ``_label.json``
+exists (written last, every file atomically); an interrupted run continues where it stopped and never leaves a
+half-written frame that counts as complete.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from acr_pose_core.categories import CATEGORIES, CLASS_IDS
+from acr_pose_core.data import nocs_format
+from acr_pose_core.data.scene import Scene, SceneConfig, make_scene, sample_camera
+from acr_pose_core.data.sensor import Profile, sensor_color, sensor_depth_mm
+from acr_pose_core.data.shapes import SPLITS, model_from_id, split_model_ids
+from acr_pose_core.geometry.camera import CAMERA_INTRINSICS, REAL_INTRINSICS, CameraIntrinsics
+
+__all__ = ["GenerateConfig", "GenerateSummary", "generate", "render_frame", "write_split_models"]
+
+_MUG = CLASS_IDS["mug"]
+_HANDLE_MIN_PIXELS = 10
+_HANDLE_MIN_FRACTION = 0.01
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """What to generate. ``frames`` frames in scenes of ``frames_per_scene`` views each."""
+
+    out: Path
+    profile: Profile = "camera"
+    split: str = "train"
+    frames: int = 100
+    frames_per_scene: int = 10
+    seed: int = 0
+    workers: int = 1
+    model_points: int = 2048  # surface points per instance model in obj_models/<split>.npz
+    scene: SceneConfig = field(default_factory=SceneConfig)
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
+        if self.profile not in ("camera", "real"):
+            raise ValueError(f"profile must be 'camera' or 'real', got {self.profile!r}")
+        if self.frames < 1 or self.frames_per_scene < 1 or self.workers < 1:
+            raise ValueError("frames, frames_per_scene and workers must be positive")
+
+    @property
+    def intrinsics(self) -> CameraIntrinsics:
+        return CAMERA_INTRINSICS if self.profile == "camera" else REAL_INTRINSICS
+
+    @property
+    def num_scenes(self) -> int:
+        return -(-self.frames // self.frames_per_scene)
+
+    def frames_in_scene(self, scene_index: int) -> int:
+        return min(self.frames_per_scene, self.frames - scene_index * self.frames_per_scene)
+
+    def prefix(self, scene_index: int, frame_index: int) -> Path:
+        return self.out / self.split / f"{scene_index:05d}" / f"{frame_index:04d}"
+
+
+@dataclass
+class GenerateSummary:
+    frames_written: int
+    frames_skipped: int
+    seconds: float
+
+
+def _rng(config: GenerateConfig, scene_index: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([config.seed, SPLITS.index(config.split), scene_index, stream]))
+
+
+def render_frame(
+    scene: Scene,
+    renderer,
+    world_from_camera: np.ndarray,
+    intrinsics: CameraIntrinsics,
+    profile: Profile,
+    rng: np.random.Generator,
+) -> nocs_format.Frame:
+    """Render one view of ``scene`` and assemble the NOCS-format frame with its ground-truth label."""
+    r = renderer.render(world_from_camera, intrinsics)
+    depth_mm = sensor_depth_mm(r, profile, rng)
+    color = sensor_color(r.color, profile, rng)
+    camera_from_world = np.linalg.inv(world_from_camera)
+    meta, labels = [], []
+    for obj in scene.objects:
+        meta.append(nocs_format.InstanceMeta(obj.inst_id, obj.class_id, obj.model_id))
+        pixels = r.mask == obj.inst_id
+        if obj.class_id == 0 or not pixels.any():
+            continue
+        handle_visible = True
+        if obj.class_id == _MUG and "handle" in obj.model.part_names:
+            handle = int((pixels & (r.part == obj.model.part_names.index("handle"))).sum())
+            handle_visible = handle >= max(_HANDLE_MIN_PIXELS, _HANDLE_MIN_FRACTION * pixels.sum())
+        labels.append(
+            nocs_format.InstanceLabel(
+                inst_id=obj.inst_id,
+                class_id=obj.class_id,
+                model_id=obj.model_id,
+                sRT=camera_from_world @ obj.world_from_object,
+                scale=obj.scale,
+                size=obj.model.size.copy(),
+                handle_visible=bool(handle_visible),
+                bbox=nocs_format.mask_bbox(pixels),
+            )
+        )
+    label = nocs_format.FrameLabel(
+        instances=labels,
+        intrinsics=intrinsics.K,
+        image_size=(intrinsics.height, intrinsics.width),
+        info={"profile": profile, "world_from_camera": world_from_camera.tolist()},
+    )
+    return nocs_format.Frame(
+        color=color,
+        depth=depth_mm,
+        mask=r.mask,
+        coord=r.coord,
+        meta=meta,
+        label=label,
+        prefix=Path(),
+    )
+
+
+def _generate_scene(config: GenerateConfig, scene_index: int) -> tuple[int, int]:
+    """Render the missing frames of one scene. Returns (written, skipped)."""
+    n = config.frames_in_scene(scene_index)
+    todo = [i for i in range(n) if not nocs_format.frame_complete(config.prefix(scene_index, i))]
+    if not todo:
+        return 0, n
+    scene = make_scene(_rng(config, scene_index, 0), config.split, config.scene)
+    renderer = scene.renderer()
+    (config.out / config.split / f"{scene_index:05d}").mkdir(parents=True, exist_ok=True)
+    for i in todo:
+        rng = _rng(config, scene_index, i + 1)
+        frame = render_frame(
+            scene, renderer, sample_camera(rng, scene, config.scene), config.intrinsics, config.profile, rng
+        )
+        nocs_format.write_frame(config.prefix(scene_index, i), frame)
+    return len(todo), n - len(todo)
+
+
+def _worker(args: tuple[GenerateConfig, int]) -> tuple[int, int, int]:
+    config, scene_index = args
+    written, skipped = _generate_scene(config, scene_index)
+    return scene_index, written, skipped
+
+
+def write_split_models(out: Path, split: str, points: int = 2048, seed: int = 0) -> Path:
+    """Write ``out/obj_models/<split>.npz``: ``points`` surface points (NOCS units) of every category model of the
+    split (skipped when the file already holds them all)."""
+    path = out / "obj_models" / f"{split}.npz"
+    ids = [i for c in CATEGORIES for i in split_model_ids(split, c)]
+    if path.exists():
+        try:
+            if set(nocs_format.read_models(path)) >= set(ids):
+                return path
+        except nocs_format.NocsFormatError:
+            pass  # rewrite a broken file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, SPLITS.index(split), 2**20]))
+    models = {i: model_from_id(i).sample_surface(points, rng).astype(np.float32) for i in ids}
+    nocs_format.write_models(path, models)
+    return path
+
+
+def _json_ready(value):
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def generate(config: GenerateConfig, progress: bool | None = None) -> GenerateSummary:
+    """Generate (or complete) the data set described by ``config``; see the module docstring."""
+    start = time.perf_counter()
+    split_dir = config.out / config.split
+    split_dir.mkdir(parents=True, exist_ok=True)
+    record = split_dir / "generation.json"
+    settings = _json_ready({k: v for k, v in asdict(config).items() if k not in ("out", "workers")})
+    if record.exists():
+        previous = json.loads(record.read_text(encoding="utf-8"))
+        clash = {k: (previous.get(k), v) for k, v in settings.items() if k != "frames" and previous.get(k) != v}
+        if clash:
+            raise ValueError(
+                f"{record}: this folder was generated with other settings {clash} (was, now); "
+                "use another --out or the same settings to resume"
+            )
+    tmp = record.with_name(record.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, record)
+    write_split_models(config.out, config.split, config.model_points, config.seed)
+
+    written = skipped = 0
+    jobs = [(config, k) for k in range(config.num_scenes)]
+    bar = tqdm(
+        total=config.frames,
+        desc=f"generate {config.split}",
+        unit="frame",
+        disable=None if progress is None else not progress,
+    )
+    try:
+        if config.workers == 1:
+            results = map(_worker, jobs)
+            pool = None
+        else:
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            pool = multiprocessing.get_context(method).Pool(config.workers)
+            results = pool.imap_unordered(_worker, jobs)
+        for _, w, s in results:
+            written += w
+            skipped += s
+            bar.update(w + s)
+        if pool is not None:
+            pool.close()
+            pool.join()
+    except BaseException:
+        if pool is not None:
+            pool.terminate()
+        raise
+    finally:
+        bar.close()
+    return GenerateSummary(written, skipped, time.perf_counter() - start)
