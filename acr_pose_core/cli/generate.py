@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     summary = generate(config, progress=None)
-    rate = summary.frames_written / summary.seconds if summary.seconds > 0 else 0.0
+    rate = summary.frames_written / summary.frame_seconds if summary.frame_seconds > 0 else 0.0
     print(
         f"[generate] {config.out / config.split}: {summary.frames_written} frames written, "
         f"{summary.frames_skipped} already there, {summary.seconds:.1f} s ({rate:.1f} frames/s)"

@@ -78,9 +78,13 @@ class GenerateConfig:
 
 @dataclass
 class GenerateSummary:
+    """What a :func:`generate` call did: frames written and already there, total seconds, and the seconds spent on
+    frames alone (after the split's instance models were written)."""
+
     frames_written: int
     frames_skipped: int
     seconds: float
+    frame_seconds: float
 
 
 def _rng(config: GenerateConfig, scene_index: int, stream: int) -> np.random.Generator:
@@ -211,6 +215,7 @@ def generate(config: GenerateConfig, progress: bool | None = None) -> GenerateSu
     os.replace(tmp, record)
     write_split_models(config.out, config.split, config.model_points, config.seed)
 
+    frames_start = time.perf_counter()
     written = skipped = 0
     jobs = [(config, k) for k in range(config.num_scenes)]
     bar = tqdm(
@@ -240,4 +245,5 @@ def generate(config: GenerateConfig, progress: bool | None = None) -> GenerateSu
         raise
     finally:
         bar.close()
-    return GenerateSummary(written, skipped, time.perf_counter() - start)
+    end = time.perf_counter()
+    return GenerateSummary(written, skipped, end - start, end - frames_start)
