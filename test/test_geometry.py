@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from acr_pose_core.geometry import (
+    chamfer_distance,
     compose_sRT,
     decompose_sRT,
     pose_errors,
@@ -278,3 +279,23 @@ def test_rotation_errors_with_symmetry():
     np.testing.assert_allclose(both, [0, 30], atol=1e-5)
     deg, cm = pose_errors(compose_sRT(0.3, tilted, [0.1, 0, 1]), compose_sRT(0.2, R0, [0.1, 0.03, 0.96]))
     assert deg == pytest.approx(30) and cm == pytest.approx(5.0)
+
+
+# ---------------------------------------------------------------- chamfer distance
+
+
+@pytest.mark.parametrize("squared", [True, False])
+def test_chamfer_matches_brute_force_in_value_and_gradient(squared):
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(3, 50, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.rand(3, 70, 3, generator=gen, dtype=torch.float64)
+    fast = chamfer_distance(a, b, squared=squared)
+    (fast_grad,) = torch.autograd.grad(fast.sum(), a)
+    d = ((a[:, :, None] - b[:, None]) ** 2).sum(-1)  # (B, N, M), the obvious way
+    if not squared:
+        d = d.sqrt()
+    slow = d.min(2).values.mean(1) + d.min(1).values.mean(1)
+    (slow_grad,) = torch.autograd.grad(slow.sum(), a)
+    torch.testing.assert_close(fast, slow)
+    torch.testing.assert_close(fast_grad, slow_grad)
+    np.testing.assert_allclose(chamfer_distance(a.detach().numpy()[0], b.numpy()[0], squared), slow[0].item())

@@ -38,6 +38,7 @@ PROG = "acr-pose"
 
 SUBCOMMANDS: dict[str, str] = {
     "generate": "acr_pose_core.cli.generate",
+    "priors": "acr_pose_core.cli.priors",
     "evaluate": "acr_pose_core.cli.evaluate",
     "train": "acr_pose_core.cli.train",
 }

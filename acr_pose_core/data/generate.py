@@ -104,12 +104,13 @@ def render_frame(
     depth_mm = sensor_depth_mm(r, profile, rng)
     color = sensor_color(r.color, profile, rng)
     camera_from_world = np.linalg.inv(world_from_camera)
-    meta, labels = [], []
+    meta, labels, depth_pixels = [], [], {}
     for obj in scene.objects:
         meta.append(nocs_format.InstanceMeta(obj.inst_id, obj.class_id, obj.model_id))
         pixels = r.mask == obj.inst_id
         if obj.class_id == 0 or not pixels.any():
             continue
+        depth_pixels[str(obj.inst_id)] = int((pixels & (depth_mm > 0)).sum())
         handle_visible = True
         if obj.class_id == _MUG and "handle" in obj.model.part_names:
             handle = int((pixels & (r.part == obj.model.part_names.index("handle"))).sum())
@@ -130,7 +131,9 @@ def render_frame(
         instances=labels,
         intrinsics=intrinsics.K,
         image_size=(intrinsics.height, intrinsics.width),
-        info={"profile": profile, "world_from_camera": world_from_camera.tolist()},
+        # depth_pixels: per instance id, mask pixels with a depth measurement (what the reference pipeline's
+        # "too few valid depth pixels" rule counts), so that datasets can index instances from labels alone
+        info={"profile": profile, "world_from_camera": world_from_camera.tolist(), "depth_pixels": depth_pixels},
     )
     return nocs_format.Frame(
         color=color,

@@ -70,6 +70,7 @@ from acr_pose_core.evaluation.results_io import load_pickle
 from acr_pose_core.geometry.camera import CAMERA_INTRINSICS, REAL_INTRINSICS
 
 __all__ = [
+    "read_meta",
     "BACKGROUND_ID",
     "CAMERA_NO_DEPTH",
     "LABEL_VERSION",
@@ -453,7 +454,7 @@ def _parse_int(text: str, what: str, path: Path, line_no: int) -> int:
         raise NocsFormatError(f"{path}: line {line_no}: {what} {text!r} is not an integer") from None
 
 
-def _read_meta(path: Path) -> list[InstanceMeta]:
+def read_meta(path: Path) -> list[InstanceMeta]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -498,7 +499,7 @@ def _format_meta(meta: list[InstanceMeta]) -> str:
 
 
 def _check_meta(meta: list[InstanceMeta]) -> None:
-    """The rules :func:`_read_meta` applies, for writing."""
+    """The rules :func:`read_meta` applies, for writing."""
     ids = [int(m.inst_id) for m in meta]
     if len(set(ids)) != len(ids):
         raise ValueError(f"meta: duplicate instance ids in {ids}")
@@ -751,7 +752,7 @@ def read_frame(prefix: Path, composed_depth: Path | None = None, with_coord: boo
     if with_coord:
         coord = decode_coord(coord_rgb)
         coord[mask == BACKGROUND_ID] = 0.0
-    meta = _read_meta(_file(prefix, "meta"))
+    meta = read_meta(_file(prefix, "meta"))
 
     label = None
     label_path = _file(prefix, "label")
