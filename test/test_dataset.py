@@ -3,6 +3,8 @@ rules; deterministic randomness; mixing sources by ratio; clear errors."""
 
 from __future__ import annotations
 
+import json
+import pickle
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -30,7 +32,7 @@ from acr_pose_core.data.dataset import (
 )
 from acr_pose_core.data.generate import GenerateConfig, generate
 from acr_pose_core.data.scene import SceneConfig
-from acr_pose_core.geometry import random_rotations, rotation_error_deg, umeyama
+from acr_pose_core.geometry import CameraIntrinsics, backproject, random_rotations, rotation_error_deg, umeyama
 
 pytest.importorskip("embreex")
 
@@ -192,34 +194,14 @@ def test_choose_finds_each_points_pixel_in_a_position_coded_image(root, priors, 
         assert abs(np.median(du)) < 1 and abs(np.median(dv)) < 1
 
 
-def spd_get_bbox(bbox):
-    """SPD's get_bbox (lib/utils.py), verbatim up to names, for 640×480."""
+def reference_window(bbox, height=480, width=640):
+    """The reference crop rule, stated directly: a square of side ``(longest box side // 40 + 1) · 40`` (at most
+    440 px) centred on the box's floored centre, then slid (not shrunk) to lie inside the image."""
     y1, x1, y2, x2 = bbox
-    img_width, img_length = 480, 640
-    window_size = (max(y2 - y1, x2 - x1) // 40 + 1) * 40
-    window_size = min(window_size, 440)
-    center = [(y1 + y2) // 2, (x1 + x2) // 2]
-    rmin = center[0] - int(window_size / 2)
-    rmax = center[0] + int(window_size / 2)
-    cmin = center[1] - int(window_size / 2)
-    cmax = center[1] + int(window_size / 2)
-    if rmin < 0:
-        delt = -rmin
-        rmin = 0
-        rmax += delt
-    if cmin < 0:
-        delt = -cmin
-        cmin = 0
-        cmax += delt
-    if rmax > img_width:
-        delt = rmax - img_width
-        rmax = img_width
-        rmin -= delt
-    if cmax > img_length:
-        delt = cmax - img_length
-        cmax = img_length
-        cmin -= delt
-    return rmin, rmax, cmin, cmax
+    side = min((max(y2 - y1, x2 - x1) // 40 + 1) * 40, 440, height, width)
+    top = min(max((y1 + y2) // 2 - side // 2, 0), height - side)
+    left = min(max((x1 + x2) // 2 - side // 2, 0), width - side)
+    return top, top + side, left, left + side
 
 
 @pytest.mark.parametrize(
@@ -237,17 +219,17 @@ def spd_get_bbox(bbox):
 )
 def test_crop_window_hand_worked(bbox, window):
     assert crop_window(bbox, (480, 640)) == window
-    assert spd_get_bbox(bbox) == window
+    assert reference_window(bbox) == window
 
 
-def test_crop_window_matches_spd_on_random_boxes_and_generalises():
+def test_crop_window_matches_the_rule_on_random_boxes_and_generalises():
     rng = np.random.default_rng(0)
     for _ in range(2000):
         y = np.sort(rng.integers(0, 481, 2))
         x = np.sort(rng.integers(0, 641, 2))
         bbox = (int(y[0]), int(x[0]), int(y[1]), int(x[1]))
         rmin, rmax, cmin, cmax = crop_window(bbox, (480, 640))
-        assert (rmin, rmax, cmin, cmax) == spd_get_bbox(bbox), bbox
+        assert (rmin, rmax, cmin, cmax) == reference_window(bbox), bbox
         assert 0 <= rmin < rmax <= 480 and 0 <= cmin < cmax <= 640 and rmax - rmin == cmax - cmin
     # another image size: the window is capped at the smaller side and stays inside
     assert crop_window((0, 0, 100, 120), (100, 120)) == (0, 100, 10, 110)
@@ -256,10 +238,10 @@ def test_crop_window_matches_spd_on_random_boxes_and_generalises():
 
 def test_padding_by_repetition_and_subsampling_without_replacement(root, priors):
     big = PoseDataset(root, priors, DatasetConfig(num_points=4096))
-    counts = [int(big[i]["valid_points"]) for i in range(len(big))]
+    items = [big[i] for i in range(len(big))]
+    counts = [int(item["valid_points"]) for item in items]
     assert min(counts) < 4096 < max(counts)  # both cases occur
-    for i, valid in enumerate(counts):
-        item = big[i]
+    for item, valid in zip(items, counts, strict=True):
         pts = item["points"].numpy()
         if valid < 4096:  # np.pad(..., "wrap"): point k repeats point k mod V
             np.testing.assert_array_equal(pts, pts[np.arange(4096) % valid])
@@ -274,12 +256,97 @@ def test_padding_by_repetition_and_subsampling_without_replacement(root, priors)
         assert np.median(residual_mm(item)) < 3.0
 
 
+def test_instances_without_depth_come_padded_with_their_count(root, priors, plain, tmp_path):
+    """Depth lost after labelling (as in real data): the item still comes, with ``valid_points`` to drop it by."""
+    shutil.copytree(root.parent, tmp_path / "d")
+    ref, other = plain.instances[0], plain.instances[1]
+    prefix = tmp_path / "d" / "val" / ref.prefix.relative_to(root)
+    frame = nocs_format.read_frame(prefix, with_coord=False)
+    depth = frame.depth.copy()
+    depth[frame.mask == ref.inst_id] = 0
+    keep = np.flatnonzero((frame.mask == other.inst_id).ravel() & (depth.ravel() > 0))
+    depth.ravel()[keep[2:]] = 0  # two valid pixels left
+    Image.fromarray(depth).save(f"{prefix}_depth.png")
+    ds = PoseDataset(tmp_path / "d" / "val", priors, DatasetConfig(augment=True))
+    empty, two = ds[0], ds[1]
+    assert int(empty["valid_points"]) == 0 and int(two["valid_points"]) == 2
+    for key in ("points", "nocs", "choose"):
+        assert not empty[key].any(), key
+    assert len(np.unique(two["choose"].numpy())) <= 2 and (two["points"][:, 2] > 0).all()  # repeated (+ jitter)
+    default_collate([empty, two])
+
+
 def test_min_depth_pixels_skips_instances_from_the_label(root, priors, plain):
     counts = [read_label(r.prefix).info["depth_pixels"][str(r.inst_id)] for r in plain.instances]
     threshold = int(np.median(counts))
     strict = PoseDataset(root, priors, DatasetConfig(min_depth_pixels=threshold))
     assert len(strict) == sum(c >= threshold for c in counts) < len(plain)
     assert strict.skipped["few_depth_pixels"] == sum(c < threshold for c in counts)
+
+
+def test_broken_frames_and_excluded_models_are_skipped(root, priors, plain, tmp_path):
+    shutil.copytree(root.parent, tmp_path / "d")
+    label_path = tmp_path / "d" / "val" / "00000" / "0001_label.json"
+    doc = json.loads(label_path.read_text())
+    doc["instances"][0]["bbox"] = [10, 0, 470, 100]  # 460 px tall: the reference's broken-render rule
+    label_path.write_text(json.dumps(doc))
+    excluded = plain.instances[0].model_id
+    ds = PoseDataset(tmp_path / "d" / "val", priors, exclude_models={excluded})
+    assert ds.skipped["broken_frame"] == 1
+    assert ds.skipped["excluded_model"] >= 1 and all(r.model_id != excluded for r in ds.instances)
+    assert all(r.prefix.name != "0001" for r in ds.instances)
+
+
+def test_spd_pickle_labels_models_and_mug_meta(root, priors, plain, plain_items, tmp_path):
+    """SPD's layout: ``_label.pkl`` (no intrinsics: NOCS-CAMERA's, these frames' own), ``.pkl`` models, mug meta."""
+    shutil.copytree(root, tmp_path / "spd" / "val")
+    for path in sorted((tmp_path / "spd" / "val").rglob("*_label.json")):
+        label = read_label(path.with_name(path.name.replace("_label.json", "")))
+        sRT = np.stack([i.sRT for i in label.instances])
+        scales = np.array([i.scale for i in label.instances])
+        spd = {
+            "instance_ids": [i.inst_id for i in label.instances],
+            "class_ids": [i.class_id for i in label.instances],
+            "bboxes": np.stack([i.bbox for i in label.instances]),
+            "scales": scales,
+            "rotations": sRT[:, :3, :3] / scales[:, None, None],
+            "translations": sRT[:, :3, 3],
+            "model_list": [i.model_id for i in label.instances],
+        }
+        path.with_name(path.name.replace(".json", ".pkl")).write_bytes(pickle.dumps(spd))
+        path.unlink()
+    models = nocs_format.read_models(root.parent / "obj_models" / "val.npz")
+    (tmp_path / "spd" / "camera_val.pkl").write_bytes(pickle.dumps({k: v[:1024] for k, v in models.items()}))
+    mug_ids = {r.model_id for r in plain.instances if r.class_id == MUG}
+    T0, s0 = np.array([0.01, -0.02, 0.03]), 0.9
+    mug_meta = {m: [T0, s0] for m in mug_ids}
+    (tmp_path / "spd" / "mug_meta.pkl").write_bytes(pickle.dumps(mug_meta))
+
+    ds = PoseDataset(
+        tmp_path / "spd" / "val",
+        priors,
+        DatasetConfig(canonicalise_symmetric=False),  # compare with the stored poses and points as they are
+        models=tmp_path / "spd" / "camera_val.pkl",
+        mug_meta=tmp_path / "spd" / "mug_meta.pkl",
+    )
+    raw = PoseDataset(root, priors, DatasetConfig(canonicalise_symmetric=False))
+    raw_nocs = [raw[i]["nocs"].double().numpy() for i in range(len(raw))]
+    assert len(ds) == len(plain) and ds.skipped["no_label"] == 0  # no depth-pixel counts: every instance kept
+    for i, ref in enumerate(ds.instances):
+        item = ds[i]
+        np.testing.assert_array_equal(item["model"].numpy(), models[ref.model_id][:1024])  # exactly M: file order
+        torch.testing.assert_close(item["points"], plain_items[i]["points"])
+        original = read_label(root / Path(item["frame"]).relative_to(tmp_path / "spd" / "val"))
+        sRT = next(inst.sRT for inst in original.instances if inst.inst_id == ref.inst_id)
+        np.testing.assert_allclose(item["sRT"].numpy(), sRT, atol=1e-6)
+        assert torch.isnan(item["size"]).all()  # SPD's train labels have no size
+        if ref.class_id == MUG:  # moved into SPD's mug frame (here a made-up one, so the pose no longer fits)
+            np.testing.assert_allclose(item["nocs"].numpy(), s0 * (raw_nocs[i] + T0), atol=1e-6)
+        else:
+            np.testing.assert_allclose(item["nocs"].numpy(), raw_nocs[i], atol=1e-6)
+            assert np.median(residual_mm(item)) < 3.0
+    with pytest.raises(nocs_format.NocsFormatError, match="mug_meta"):
+        PoseDataset(tmp_path / "spd" / "val", priors, models=tmp_path / "spd" / "camera_val.pkl", mug_meta={})
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -299,6 +366,33 @@ def test_augmentation_shifts_points_and_translation_together(root, priors, plain
         assert np.median(residual_mm(item)) < 4.0  # sRT still maps nocs onto the points, within the jitter
         assert not torch.equal(item["rgb"], plain_item["rgb"])  # colour jitter
         torch.testing.assert_close(item["nocs"], plain_item["nocs"])
+
+
+def test_point_jitter_is_clipped(root, priors, plain_items):
+    cfg = DatasetConfig(augment=True, shift_range=0.0, point_jitter=0.01, point_jitter_clip=0.005)
+    item = PoseDataset(root, priors, cfg)[0]
+    noise = (item["points"] - plain_items[0]["points"]).double().numpy()
+    assert np.abs(noise).max() <= 0.005 + 1e-6
+    assert np.mean(np.abs(np.abs(noise) - 0.005) < 1e-6) > 0.3  # half the draws beyond ±0.5σ land on the clip
+
+
+def test_points_are_backprojected_with_the_labels_intrinsics(root, priors, tmp_path):
+    """With other (anisotropic) intrinsics in the labels, the points follow them, as geometry.backproject does."""
+    shutil.copytree(root.parent, tmp_path / "other")
+    K = np.array([[500.0, 0.0, 300.0], [0.0, 650.0, 250.0], [0.0, 0.0, 1.0]])
+    for path in (tmp_path / "other" / "val").rglob("*_label.json"):
+        doc = json.loads(path.read_text())
+        doc["intrinsics"] = K.tolist()
+        path.write_text(json.dumps(doc))
+    ds = PoseDataset(tmp_path / "other" / "val", priors, DatasetConfig(num_points=256))
+    camera = CameraIntrinsics.from_matrix(K, 640, 480)
+    for i in range(len(ds)):
+        item = ds[i]
+        frame = nocs_format.read_frame(Path(item["frame"]), with_coord=False)
+        expected, _ = backproject(frame.depth / 1000.0, camera, frame.mask == item["inst_id"])
+        ours = item["points"].double().numpy()
+        nearest = np.sqrt(((ours[:, None, :] - expected[None, :, :]) ** 2).sum(-1)).min(axis=1)  # (N,) metres
+        assert nearest.max() < 1e-6, item["frame"]  # each point is one of them, to float32 precision
 
 
 def test_items_are_deterministic_per_seed_epoch_and_index(root, priors):

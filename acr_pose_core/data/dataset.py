@@ -143,7 +143,7 @@ def crop_window(bbox: Sequence[int], image_size: tuple[int, int]) -> tuple[int, 
     """
     y1, x1, y2, x2 = (int(v) for v in bbox)
     h, w = (int(v) for v in image_size)
-    window = min((max(y2 - y1, x2 - x1) // WINDOW_STEP + 1) * WINDOW_STEP, h, w)
+    window = min((max(y2 - y1, x2 - x1) // WINDOW_STEP + 1) * WINDOW_STEP, MAX_WINDOW, h, w)
     half = window // 2
     cy, cx = (y1 + y2) // 2, (x1 + x2) // 2
     rmin, rmax, cmin, cmax = cy - half, cy + half, cx - half, cx + half
@@ -389,6 +389,8 @@ class PoseDataset(Dataset):
     ) -> None:
         self.root = Path(root)
         self.config = config if config is not None else DatasetConfig()
+        if int(seed) < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
         self.seed = int(seed)
         self.epoch = 0
         self.composed_depth = None if composed_depth is None else Path(composed_depth)
@@ -409,21 +411,32 @@ class PoseDataset(Dataset):
         if not frames:
             raise NocsFormatError(f"{self.root}: no frames (no *_color.png below it)")
         self.skipped = {"no_label": 0, "broken_frame": 0, "few_depth_pixels": 0, "excluded_model": 0}
-        excluded = frozenset(exclude_models)
-        self.instances: list[InstanceRef] = []
+        self.instances: list[InstanceRef] = self._index(frames, frozenset(exclude_models))
+        if not self.instances:
+            raise NocsFormatError(f"{self.root}: {len(frames)} frames but no usable instance (skipped: {self.skipped})")
+        self.models = self._load_models(models)
+
+        self.mug_meta = None if mug_meta is None else _load_mug_meta(mug_meta)
+        if self.mug_meta is not None:
+            for ref in self.instances:
+                if ref.class_id == _MUG and ref.model_id not in self.mug_meta:
+                    raise NocsFormatError(f"mug_meta: no entry for mug model {ref.model_id!r} ({ref.prefix})")
+
+    def _index(self, frames: list[Path], excluded: frozenset[str]) -> list[InstanceRef]:
+        """The usable instances of ``frames``, from their labels; counts what it skips in :attr:`skipped`."""
+        instances = []
         for prefix in frames:
             label = read_label(prefix)
             if label is None:
                 self.skipped["no_label"] += 1
                 continue
-            heights = [int(i.bbox[2] - i.bbox[0]) for i in label.instances]
-            widths = [int(i.bbox[3] - i.bbox[1]) for i in label.instances]
-            if any(h > nocs_format.MAX_BOX_HEIGHT for h in heights) or any(
-                w > nocs_format.MAX_BOX_WIDTH for w in widths
+            if any(
+                i.bbox[2] - i.bbox[0] > nocs_format.MAX_BOX_HEIGHT or i.bbox[3] - i.bbox[1] > nocs_format.MAX_BOX_WIDTH
+                for i in label.instances
             ):
                 self.skipped["broken_frame"] += 1
                 continue
-            depth_pixels = label.info.get("depth_pixels", {})
+            depth_pixels = label.info.get("depth_pixels")
             for inst in label.instances:
                 if inst.model_id in excluded:
                     self.skipped["excluded_model"] += 1
@@ -432,10 +445,11 @@ class PoseDataset(Dataset):
                 if count is not None and int(count) < self.config.min_depth_pixels:
                     self.skipped["few_depth_pixels"] += 1
                     continue
-                self.instances.append(InstanceRef(prefix, inst.inst_id, inst.class_id, inst.model_id))
-        if not self.instances:
-            raise NocsFormatError(f"{self.root}: {len(frames)} frames but no usable instance (skipped: {self.skipped})")
+                instances.append(InstanceRef(prefix, inst.inst_id, inst.class_id, inst.model_id))
+        return instances
 
+    def _load_models(self, models: Path | Mapping[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+        """model id → (M, 3) float32 points of every indexed model."""
         if models is None:
             models = self.root.parent / "obj_models" / f"{self.root.name}.npz"
             if not models.is_file():
@@ -445,26 +459,23 @@ class PoseDataset(Dataset):
                 )
         source = str(models) if isinstance(models, (str, Path)) else "models"
         all_models = nocs_format.read_models(Path(models)) if isinstance(models, (str, Path)) else dict(models)
-        self.models: dict[str, np.ndarray] = {}
+        out: dict[str, np.ndarray] = {}
         for ref in self.instances:
-            if ref.model_id in self.models:
+            if ref.model_id in out:
                 continue
             if ref.model_id not in all_models:
                 raise NocsFormatError(f"{source}: no model {ref.model_id!r} (instance {ref.inst_id} of {ref.prefix})")
             points = nocs_format._check_points(ref.model_id, all_models[ref.model_id], source)
-            self.models[ref.model_id] = _subsample_model(ref.model_id, points, self.config.model_points)
-
-        self.mug_meta = None if mug_meta is None else _load_mug_meta(mug_meta)
-        if self.mug_meta is not None:
-            for ref in self.instances:
-                if ref.class_id == _MUG and ref.model_id not in self.mug_meta:
-                    raise NocsFormatError(f"mug_meta: no entry for mug model {ref.model_id!r} ({ref.prefix})")
+            out[ref.model_id] = _subsample_model(ref.model_id, points, self.config.model_points)
+        return out
 
     def __len__(self) -> int:
         return len(self.instances)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the random stream of the coming epoch (augmentation and point sampling)."""
+        if int(epoch) < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
         self.epoch = int(epoch)
 
     def _canonicalise(self, class_id: int, handle_visible: bool) -> bool:
@@ -473,6 +484,7 @@ class PoseDataset(Dataset):
         return class_id == _MUG and not handle_visible and self.config.canonicalise_mugs_without_handle
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        index = int(index)
         if not 0 <= index < len(self.instances):
             raise IndexError(f"index {index} outside 0..{len(self.instances) - 1}")
         cfg = self.config
@@ -481,9 +493,8 @@ class PoseDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
 
         frame = nocs_format.read_frame(ref.prefix, composed_depth=self.composed_depth)
-        inst = (
-            None if frame.label is None else next((i for i in frame.label.instances if i.inst_id == ref.inst_id), None)
-        )
+        labels = [] if frame.label is None else [i for i in frame.label.instances if i.inst_id == ref.inst_id]
+        inst = labels[0] if labels else None
         if inst is None or inst.class_id != ref.class_id or inst.model_id != ref.model_id:
             raise NocsFormatError(f"{ref.prefix}: the label changed since indexing: instance {ref.inst_id} differs")
         K = frame.label.intrinsics
@@ -583,7 +594,7 @@ class RatioSampler(Sampler[int]):
     750 + 250), taken uniformly within the source as consecutive random permutations of it (every item once before
     any twice), then all shuffled together. Draws come from ``np.random.default_rng([seed, epoch])``; the same seed
     and epoch give the same indices. With ``num_replicas > 1`` (distributed training) replica ``rank`` takes every
-    ``num_replicas``-th index of the shared draw, so replicas never overlap within an epoch.
+    ``num_replicas``-th index of the shared draw, so together they see exactly that draw.
 
     :meth:`set_epoch` also calls ``set_epoch`` on every source that has it, so the datasets' augmentation follows.
     """
@@ -609,6 +620,8 @@ class RatioSampler(Sampler[int]):
         for k, (ratio, size) in enumerate(zip(ratios_arr, sizes, strict=True)):
             if ratio > 0 and size == 0:
                 raise ValueError(f"dataset {k} is empty but has ratio {ratio}")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
         if num_samples < 1:
             raise ValueError(f"num_samples must be positive, got {num_samples}")
         if not (num_replicas >= 1 and 0 <= rank < num_replicas):
@@ -625,6 +638,8 @@ class RatioSampler(Sampler[int]):
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch's draw, and forward it to the sources' ``set_epoch``."""
+        if int(epoch) < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
         self.epoch = int(epoch)
         for d in self.dataset.datasets:
             if hasattr(d, "set_epoch"):
