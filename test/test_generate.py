@@ -132,3 +132,71 @@ def test_real_profile_has_sensor_noise_and_holes(tmp_path):
     objects = frame.mask != nocs_format.BACKGROUND_ID
     holes = (frame.depth == 0) & objects
     assert 0 < holes.sum() < 0.5 * objects.sum()
+
+
+# ---------------------------------------------------------------- sensor models
+
+
+def flat_frame(depth: np.ndarray, luminance: float = 0.5, cos_incidence: float = 1.0):
+    """A RenderedFrame of a given exact depth map, facing the camera, of uniform albedo."""
+    from acr_pose_core.data.render import RenderedFrame
+
+    h, w = depth.shape
+    return RenderedFrame(
+        color=np.full((h, w, 3), 128, np.uint8),
+        depth=depth.astype(np.float32),
+        mask=np.full((h, w), 255, np.uint8),
+        coord=np.zeros((h, w, 3), np.float32),
+        surface=np.zeros((h, w), np.int16),
+        part=np.full((h, w), -1, np.int16),
+        cos_incidence=np.full((h, w), cos_incidence, np.float32),
+        albedo_luminance=np.full((h, w), luminance, np.float32),
+    )
+
+
+def test_camera_profile_is_exact_to_the_millimetre():
+    from acr_pose_core.data.sensor import sensor_color, sensor_depth_mm
+
+    depth = np.full((40, 50), 0.7234)
+    depth[:, :10] = 0.0  # no surface
+    frame = flat_frame(depth)
+    mm = sensor_depth_mm(frame, "camera", np.random.default_rng(0))
+    assert mm.dtype == np.uint16
+    assert (mm[:, 10:] == 723).all() and (mm[:, :10] == 0).all()
+    np.testing.assert_array_equal(sensor_color(frame.color, "camera", np.random.default_rng(0)), frame.color)
+
+
+def test_real_profile_noise_grows_with_distance_and_holes_follow_the_scene():
+    from acr_pose_core.data.sensor import sensor_color, sensor_depth_mm
+
+    rng = np.random.default_rng(0)
+    near, far = np.full((100, 100), 0.6), np.full((100, 100), 2.5)
+    err_near = sensor_depth_mm(flat_frame(near), "real", rng)[20:80, 20:80].astype(float) - 600
+    err_far = sensor_depth_mm(flat_frame(far), "real", rng)[20:80, 20:80].astype(float) - 2500
+    valid_near, valid_far = err_near > -600, err_far > -2500
+    assert valid_near.mean() > 0.95 and valid_far.mean() > 0.95  # flat, facing, mid-grey: few holes
+    assert err_near[valid_near].std() < 3 and err_far[valid_far].std() > 3 * err_near[valid_near].std()
+    assert abs(err_far[valid_far].mean()) < 1.5  # unbiased
+    step = np.full((100, 100), 0.8)
+    step[:, 50:] = 1.4  # a depth discontinuity down the middle
+    holes = sensor_depth_mm(flat_frame(step), "real", rng) == 0
+    assert holes[:, 48:52].mean() > 0.5 and holes[:, 10:40].mean() < 0.05
+    grazing = sensor_depth_mm(flat_frame(near, cos_incidence=0.05), "real", rng)
+    dark = sensor_depth_mm(flat_frame(near, luminance=0.01), "real", rng)
+    assert (grazing == 0).mean() > 0.95 and 0.3 < (dark == 0).mean() < 0.9
+    noisy = sensor_color(np.full((50, 50, 3), 128, np.uint8), "real", rng).astype(float)
+    assert 2 < noisy.std() < 4
+    with pytest.raises(ValueError, match="profile"):
+        sensor_depth_mm(flat_frame(near), "kinect", rng)
+
+
+def test_generate_command(tmp_path, capsys):
+    from acr_pose_core.cli.main import main
+
+    args = ["generate", "--out", str(tmp_path), "--split", "val", "--frames", "2", "--frames-per-scene", "2"]
+    assert main(args) == 0
+    assert "2 frames written" in capsys.readouterr().out
+    assert main(args) == 0  # a second run finds everything there
+    assert "0 frames written, 2 already there" in capsys.readouterr().out
+    assert len(nocs_format.list_frames(tmp_path / "val")) == 2
+    assert main(["generate", "--out", str(tmp_path), "--frames", "0"]) == 2
