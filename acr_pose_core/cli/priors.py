@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
     )
     info = {"models": str(models_path), "split": args.split, "preset": args.preset, "instances": len(clouds)}
-    result = train_priors(clouds, classes, config, progress=None, info=info)
+    result = train_priors(clouds, classes, config, progress=True, info=info)  # a bar in logs too
     save_priors(args.out, result.priors)
     print(f"[priors] {len(clouds)} instance models, {args.epochs} epochs, final chamfer {result.history[-1]:.2e}")
     for name, value in result.reconstruction_chamfer.items():

@@ -1,0 +1,127 @@
+"""Relational Reconstruction Module (ACR-Pose §3.3): three EdgeConv feature graphs over three input modalities.
+
+EdgeConv (DGCNN, Wang et al., ACM TOG 2019): each node i is joined to its K nearest neighbours j *in feature space*;
+an MLP h maps every edge to ``h(x_i, x_j − x_i)`` and a max over the K edges gives the node's new feature.
+
+- Relational instance features: point features f_p (from PIM) and image features f_I are concatenated (2C), an
+  MLP reduces them to C, EdgeConv relates them, an MLP expands to 2C: ``f_ins (B, N, 2C)``.
+- Global vectors: an MLP and an average pool embed f_ins into ``v_ins (B, G)`` and the prior features f_c into
+  ``v_c (B, G)``, G = 8C.
+- Relational deformation features: ``[f_c, v_ins, v_c]`` on every prior point, reduced to C by an MLP, EdgeConv:
+  ``f_d (B, M, C)``.
+- Relational assignment features: ``[f_ins, v_ins, v_c]`` on every observed point, the same: ``f_a (B, N, C)``.
+
+Each graph has an ablation switch in :class:`~acr_pose_core.models.config.ReconstructorConfig`; off, a per-point
+MLP of the same widths takes the EdgeConv's place (the paper's Table 3 baseline). No normalisation layers: items of
+a batch stay independent and training and evaluation compute the same function.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from acr_pose_core.models.config import ReconstructorConfig
+
+__all__ = ["EdgeConv", "RelationalReconstruction", "knn_indices", "pointwise_mlp"]
+
+
+def pointwise_mlp(widths: list[int], final_activation: bool = True) -> nn.Sequential:
+    """Shared per-point MLP on ``(B, L, C)`` inputs: Linear layers with LeakyReLU(0.2) between (and after)."""
+    layers: list[nn.Module] = []
+    for k, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        layers.append(nn.Linear(c_in, c_out))
+        if final_activation or k < len(widths) - 2:
+            layers.append(nn.LeakyReLU(0.2))
+    return nn.Sequential(*layers)
+
+
+def knn_indices(features: torch.Tensor, k: int) -> torch.Tensor:
+    """``(B, L, k)`` indices of each node's k nearest nodes in feature space (itself included, at distance 0).
+
+    ``idx[b, i, r] = j`` means node j is the r-th nearest to node i.
+    """
+    with torch.no_grad():
+        sq = features.pow(2).sum(-1)  # (B, L)
+        dist = sq[:, :, None] + sq[:, None, :] - 2 * features @ features.transpose(1, 2)  # (B, L, L)
+        return dist.topk(k, dim=-1, largest=False).indices
+
+
+class EdgeConv(nn.Module):
+    """``(B, L, C_in) → (B, L, C_out)``: ``max_j h([x_i, x_j − x_i])`` over each node's k-NN graph edges.
+
+    h is a two-layer MLP. Its first layer is linear in the edge, ``W [x_i; x_j − x_i] = (W_a − W_b) x_i + W_b x_j``,
+    so it is applied per node and gathered per edge: the (B, L, K, 2C) edge tensor is never built.
+    """
+
+    def __init__(self, c_in: int, c_out: int, k: int) -> None:
+        super().__init__()
+        self.k = k
+        self.centre = nn.Linear(c_in, c_out)  # W_a − W_b (and the bias)
+        self.neighbour = nn.Linear(c_in, c_out, bias=False)  # W_b
+        self.second = nn.Linear(c_out, c_out)
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, L, _ = x.shape
+        idx = knn_indices(x, self.k)  # (B, L, K)
+        a = self.centre(x)  # (B, L, C_out)
+        b = self.neighbour(x)  # (B, L, C_out)
+        C = b.shape[-1]
+        b_j = torch.gather(b, 1, idx.reshape(B, L * self.k, 1).expand(-1, -1, C)).view(B, L, self.k, C)
+        edges = self.act(a[:, :, None] + b_j)  # (B, L, K, C_out) first layer on every edge
+        return self.act(self.second(edges)).amax(dim=2)  # (B, L, C_out)
+
+
+class _Relate(nn.Module):
+    """EdgeConv, or a per-point MLP of the same widths when the graph is switched off."""
+
+    def __init__(self, c: int, k: int, graph: bool) -> None:
+        super().__init__()
+        self.graph = graph
+        self.op = EdgeConv(c, c, k) if graph else pointwise_mlp([c, c, c])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(x)
+
+
+class RelationalReconstruction(nn.Module):
+    """The three relational feature graphs. See the module docstring for the equations."""
+
+    def __init__(self, config: ReconstructorConfig) -> None:
+        super().__init__()
+        C, G, K = config.channels, 8 * config.channels, config.graph_k
+        self.instance_in = pointwise_mlp([2 * C, C])
+        self.instance_graph = _Relate(C, K, config.relational_instance)
+        self.instance_out = pointwise_mlp([C, 2 * C])
+        self.instance_global = pointwise_mlp([2 * C, G])
+        self.prior_global = pointwise_mlp([C, G])
+        self.deformation_in = pointwise_mlp([C + 2 * G, 2 * C, C])
+        self.deformation_graph = _Relate(C, K, config.relational_deformation)
+        self.assignment_in = pointwise_mlp([2 * C + 2 * G, 2 * C, C])
+        self.assignment_graph = _Relate(C, K, config.relational_assignment)
+
+    def forward(
+        self, point_features: torch.Tensor, image_features: torch.Tensor, prior_features: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Relational deformation and assignment features.
+
+        Args:
+            point_features: (B, N, C) f_p from the point encoder (PIM).
+            image_features: (B, N, C) f_I at the observed points' pixels.
+            prior_features: (B, M, C) f_c from the shape-prior encoder.
+
+        Returns:
+            ``f_d (B, M, C)`` and ``f_a (B, N, C)``.
+        """
+        N, M = point_features.shape[1], prior_features.shape[1]
+        f_ins = self.instance_in(torch.cat([point_features, image_features], dim=-1))  # (B, N, C)
+        f_ins = self.instance_out(self.instance_graph(f_ins))  # (B, N, 2C)
+        v_ins = self.instance_global(f_ins).mean(dim=1)  # (B, G)
+        v_c = self.prior_global(prior_features).mean(dim=1)  # (B, G)
+        v = torch.cat([v_ins, v_c], dim=-1)  # (B, 2G)
+        f_d = self.deformation_in(torch.cat([prior_features, v[:, None].expand(-1, M, -1)], dim=-1))  # (B, M, C)
+        f_d = self.deformation_graph(f_d)
+        f_a = self.assignment_in(torch.cat([f_ins, v[:, None].expand(-1, N, -1)], dim=-1))  # (B, N, C)
+        f_a = self.assignment_graph(f_a)
+        return f_d, f_a
