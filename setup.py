@@ -33,12 +33,16 @@ INSTALL_REQUIRES = [
     "tqdm",
     "pillow",
     "trimesh>=4",
+    "safetensors",  # checkpoints and the shipped model: tensors without pickle
+    "pyyaml",  # training configurations in config/
 ]
-# embreex (Intel Embree ray casting) renders the synthetic data set; it has no rosdep key, so it is an extra,
-# `pip install "acr_pose_ros[render]"`, which the scripts install; the renderer says how when it is missing.
+# embreex (Intel Embree ray casting) renders the synthetic data set and tensorboard shows training logs; neither is
+# needed at run time on a robot, so they are extras (`pip install "acr_pose_ros[render,train]"`), which the scripts
+# install; the code says how when one is missing.
 EXTRAS_REQUIRE = {
     "render": ["embreex"],
-    "test": ["pytest", "ruff", "embreex"],
+    "train": ["tensorboard"],
+    "test": ["pytest", "ruff", "embreex", "tensorboard"],
 }
 
 

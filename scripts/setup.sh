@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up the development environment in .venv/ at the repository root: idempotent, safe to run again.
 #
-#   bash scripts/setup.sh          # pip install -e ".[render]" (with the ray-casting renderer, embreex)
+#   bash scripts/setup.sh          # pip install -e ".[render,train]" (ray-casting renderer, TensorBoard)
 #   bash scripts/setup.sh --test   # pip install -e ".[test]" (the renderer, pytest, ruff)
 #
 # Works from any directory. Needs python3 >= 3.10 (PYTHON=/path/to/python overrides) with its venv module. The pip
@@ -16,7 +16,7 @@ die() {
     exit 1
 }
 
-extras="render"
+extras="render,train"
 for arg in "$@"; do
     case "$arg" in
         --test) extras="test" ;;
@@ -83,8 +83,8 @@ PY
 }
 wanted="$(stamp_for "$extras")"
 have="$(cat "$stamp" 2>/dev/null || true)"
-# An install with the test extras (a superset of render) also serves a run that asks for render.
-if [[ -n "$have" && ("$have" == "$wanted" || ("$extras" == "render" && "$have" == "$(stamp_for test)")) ]] &&
+# An install with the test extras (a superset of render,train) also serves a run that asks for those.
+if [[ -n "$have" && ("$have" == "$wanted" || ("$extras" == "render,train" && "$have" == "$(stamp_for test)")) ]] &&
     "$venv/bin/acr-pose" --version >/dev/null 2>&1; then
     say "acr-pose is installed and setup.py/setup.cfg have not changed: skipping pip (delete $stamp to force it)"
 else

@@ -33,6 +33,8 @@ PIP_TO_ROSDEP = {
     "tqdm": "python3-tqdm",
     "pillow": "python3-pil",
     "trimesh": "python3-trimesh",
+    "safetensors": "python3-safetensors",
+    "pyyaml": "python3-yaml",
 }
 """pip requirement name -> the rosdep key that package.xml must list as exec_depend."""
 
