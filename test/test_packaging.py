@@ -140,7 +140,7 @@ def test_colcon_train_executable_runs(colcon_install: tuple[Path, Path], tmp_pat
     command = [train, "--config", "c.yaml", "--ros-args", "-r", "__node:=train", "--", "--out", "o"]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
-    assert "not implemented" in result.stderr
+    assert "c.yaml: no such configuration file" in result.stderr  # parsed past the ROS arguments, then ran
 
     # The copy it ran is the installed one, not the source tree or an editable install.
     probe = "import acr_pose_core.cli.train as m; print(m.__file__)"
@@ -219,11 +219,14 @@ def test_help_lists_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main._static_help("acr_pose_core.cli.train") == cli_train.HELP
 
 
-def test_train_is_a_clear_placeholder(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli_main.main(["train", "--config", "c.yaml", "--out", "out"]) == 2
-    assert "not implemented yet" in capsys.readouterr().err
-    assert cli_main.main(["train"]) == 2
-    assert cli_train.main(["--config", "c.yaml"]) == 2
+def test_train_reports_configuration_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert cli_main.main(["train", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path)]) == 2
+    assert "c.yaml: no such configuration file" in capsys.readouterr().err
+    assert cli_main.main(["train"]) == 2  # --out is required
+    assert cli_train.main(["--out", str(tmp_path), "--set", "model.chanels=3"]) == 2
+    assert "unknown key(s) ['chanels']" in capsys.readouterr().err
+    assert cli_train.main(["--out", str(tmp_path)]) == 2  # no training data named
+    assert "no training data" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -231,7 +234,7 @@ def test_train_is_a_clear_placeholder(capsys: pytest.CaptureFixture[str]) -> Non
     [
         (["no-such-command"], "invalid choice"),
         ([], "required"),
-        (["train", "--no-such-option"], "acr-pose train: error: unrecognized arguments"),
+        (["train", "--out", "o", "--no-such-option"], "acr-pose train: error: unrecognized arguments"),
     ],
 )
 def test_bad_arguments_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

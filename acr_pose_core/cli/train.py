@@ -1,40 +1,55 @@
-"""``acr-pose train``: a placeholder until the ACR-Pose model and trainer land with their issue.
+"""``acr-pose train`` (and ``ros2 run acr_pose_core train``): train ACR-Pose from a configuration file.
 
-In this version training is NOT implemented: the command accepts the arguments it will keep (``--config``,
-``--out``), prints that the trainer is not available yet and exits with status 2. It exists now so that the
-command, the ``ros2 run acr_pose_core train`` executable (``scripts/ros/train``, which calls ``main``) and their
-packaging are in place and tested.
+Examples::
+
+    acr-pose train --config config/train_paper.yaml --out runs/paper
+    acr-pose train --config config/train_paper.yaml --out runs/paper --resume      # continue after an interruption
+    acr-pose train --config config/train_tiny.yaml --out runs/tiny --set schedule.epochs=2 --set batch_size=4
+    torchrun --nproc_per_node 4 -m acr_pose_core.cli.train --config config/train_paper.yaml --out runs/paper
+
+``--set KEY=VALUE`` overrides one setting of the file (dotted keys, YAML values). See
+:mod:`acr_pose_core.training.config` for every setting and :mod:`acr_pose_core.training.trainer` for what a run does
+and writes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-import acr_pose_core
-
 __all__ = ["HELP", "add_arguments", "main", "run"]
 
-HELP = "train ACR-Pose (not implemented yet in this version)"
-
-EXIT_NOT_IMPLEMENTED = 2
+HELP = "train ACR-Pose from a configuration file"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``acr-pose train`` to ``parser``."""
-    parser.add_argument("--config", type=Path, metavar="FILE", help="training configuration file")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="output directory for checkpoints and logs")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="training configuration (YAML, see config/)")
+    parser.add_argument("--out", type=Path, metavar="DIR", required=True, help="run folder: checkpoints and logs")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. schedule.epochs=2"
+    )
+    parser.add_argument("--max-steps", type=int, help="stop (with a checkpoint) after this many steps in all")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Say that training is not implemented in this version; return exit status 2."""
-    print(
-        f"acr-pose train: error: training is not implemented yet in acr-pose {acr_pose_core.__version__}; "
-        "the ACR-Pose model and its trainer arrive in a later version.",
-        file=sys.stderr,
-    )
-    return EXIT_NOT_IMPLEMENTED
+    """Train; print where the run went and its last losses and metrics."""
+    from acr_pose_core.training.config import load_train_config
+    from acr_pose_core.training.trainer import Trainer
+
+    config = load_train_config(args.config, args.set)
+    trainer = Trainer(config, args.out, resume=args.resume, progress=True, max_steps=args.max_steps)
+    if trainer.resumed_from is not None and trainer.is_main:
+        print(f"[train] resuming from {trainer.resumed_from} (step {trainer.state.step})")
+    result = trainer.run()
+    if trainer.is_main:
+        print(f"[train] {args.out}: step {result['step']}, losses {json.dumps(result['losses'])}")
+        if result["metrics"]:
+            print(f"[train] validation {json.dumps(result['metrics'])}")
+    return 0
 
 
 def strip_ros_args(argv: list[str]) -> list[str]:
@@ -55,11 +70,11 @@ def strip_ros_args(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ROS executable ``train``: parse ``argv`` (default ``sys.argv[1:]``) and ``run``."""
+    """Entry point of the ROS executable ``train`` and of ``python -m acr_pose_core.cli.train`` (torchrun)."""
+    from acr_pose_core.cli.main import main as acr_pose_main
+
     argv = strip_ros_args(sys.argv[1:] if argv is None else list(argv))
-    parser = argparse.ArgumentParser(prog="train", description=HELP)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return acr_pose_main(["train", *argv])
 
 
 if __name__ == "__main__":

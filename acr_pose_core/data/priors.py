@@ -44,6 +44,16 @@ class ShapePriors:
         if not np.isfinite(self.points).all():
             raise ValueError("priors contain non-finite coordinates")
 
+    def resampled(self, num_points: int) -> ShapePriors:
+        """The same priors with ``num_points`` points each: a fixed subset (the same one every time) when fewer."""
+        M = self.points.shape[1]
+        if num_points == M:
+            return self
+        if num_points > M:
+            raise ValueError(f"the priors have {M} points; a model that needs {num_points} needs other priors")
+        keep = np.sort(np.random.default_rng(0).choice(M, num_points, replace=False))
+        return ShapePriors(self.points[:, keep], dict(self.info, resampled_to=num_points))
+
     def for_class(self, class_id: int) -> np.ndarray:
         """(M, 3) prior of class id 1..6."""
         if not 1 <= class_id <= NUM_CATEGORIES:

@@ -1,0 +1,189 @@
+"""Training configuration: nested dataclasses, read from YAML files in ``config/`` and overridable per key.
+
+Every default is the paper's (appendix 6.1): Adam, batch 96, learning rates 1e-4 (Reconstructor) and 1e-5
+(Discriminator), alternating updates, 50 epochs with the rate multiplied by 0.5, 0.1 and 0.01 of its initial value
+from epochs 10, 30 and 40; fine-tuning: the Discriminator re-initialised, sources mixed 3:1, the rate halved at
+epoch 5 of 10. Loss weights γ1..γ6 = 0.1, 0.1, 1.0, 5.0, 0.0001, 0.01.
+
+A file gives any subset of the keys (unknown keys and wrong types are errors that name the key); ``overrides`` of
+the form ``"schedule.epochs=2"`` or ``"model.channels=16"`` are applied on top, values parsed as YAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from acr_pose_core.data.dataset import DatasetConfig
+from acr_pose_core.models.config import ReconstructorConfig
+from acr_pose_core.models.discriminator import DiscriminatorConfig
+from acr_pose_core.models.losses import LossWeights
+
+__all__ = ["DataSourceConfig", "ScheduleConfig", "TrainConfig", "config_to_dict", "load_train_config"]
+
+
+@dataclass(frozen=True)
+class DataSourceConfig:
+    """One data set: a folder of NOCS-format frames (e.g. ``data/synth/train``, or NOCS ``CAMERA/train``)."""
+
+    root: str
+    weight: float = 1.0  # sampling ratio among the training sources (CAMERA:REAL = 3:1 when fine-tuning)
+    models: str | None = None  # instance model file; default: <root>/../obj_models/<root name>.npz
+    composed_depth: str | None = None  # NOCS-CAMERA's composed depth tree, if used
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Epochs and the learning-rate steps: from ``decay_epochs[i]`` on, the rate is ``decay_factors[i]`` × initial."""
+
+    epochs: int = 50
+    decay_epochs: tuple[int, ...] = (10, 30, 40)
+    decay_factors: tuple[float, ...] = (0.5, 0.1, 0.01)
+
+    def __post_init__(self) -> None:
+        if len(self.decay_epochs) != len(self.decay_factors):
+            raise ValueError("schedule: decay_epochs and decay_factors must have the same length")
+        if list(self.decay_epochs) != sorted(self.decay_epochs):
+            raise ValueError("schedule: decay_epochs must increase")
+
+    def factor(self, epoch: int) -> float:
+        """Learning-rate factor during ``epoch`` (0-based)."""
+        out = 1.0
+        for start, f in zip(self.decay_epochs, self.decay_factors, strict=True):
+            if epoch >= start:
+                out = f
+        return out
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; saved with every checkpoint."""
+
+    model: ReconstructorConfig = field(default_factory=ReconstructorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    losses: LossWeights = field(default_factory=LossWeights)
+    dataset: DatasetConfig = field(default_factory=lambda: DatasetConfig(augment=True))
+    train: tuple[DataSourceConfig, ...] = ()
+    val: tuple[DataSourceConfig, ...] = ()
+    priors: str | None = None  # a priors file; None: the shipped ones
+    adversarial: bool = True  # train with the Discriminator (Table 3's "adversarial reconstruction")
+    init_from: str | None = None  # a checkpoint whose Reconstructor starts the run (fine-tuning)
+    reinit_discriminator: bool = True  # with init_from: a fresh Discriminator, as the paper fine-tunes
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    batch_size: int = 96
+    samples_per_epoch: int | None = None  # None: the training sources' total size
+    lr_reconstructor: float = 1e-4
+    lr_discriminator: float = 1e-5
+    num_workers: int = 2
+    cache_items: bool = False  # keep decoded items in memory (small sets without augmentation: overfitting, tests)
+    device: str = "auto"  # auto: cuda when available
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    seed: int = 0
+    checkpoint_every: int = 0  # steps between checkpoints; 0: at the end of each epoch only
+    keep_checkpoints: int = 3
+    val_every: int = 1  # epochs between validation passes
+    val_max_items: int | None = 512  # instances per validation pass (None: all)
+    log_every: int = 10  # steps between log lines
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.num_workers < 0 or self.val_every < 1 or self.log_every < 1:
+            raise ValueError("batch_size, val_every and log_every must be positive and num_workers ≥ 0")
+        if self.dataset.num_points != self.model.num_points or self.dataset.image_size != self.model.image_size:
+            raise ValueError(
+                f"dataset (num_points {self.dataset.num_points}, image_size {self.dataset.image_size}) and model "
+                f"(num_points {self.model.num_points}, image_size {self.model.image_size}) must agree"
+            )
+        if self.dataset.model_points < 1:
+            raise ValueError("dataset.model_points must be positive")
+        if self.cache_items and self.dataset.augment:
+            raise ValueError("cache_items needs dataset.augment: false (augmented items differ every epoch)")
+
+
+def config_to_dict(config: Any) -> Any:
+    """A dataclass tree as plain JSON/YAML-able values (tuples become lists)."""
+    if dataclasses.is_dataclass(config):
+        return {f.name: config_to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    if isinstance(config, (list, tuple)):
+        return [config_to_dict(v) for v in config]
+    return config
+
+
+def _build(cls: type, values: Any, where: str) -> Any:
+    """Instantiate dataclass ``cls`` from a mapping, strictly."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{where}: expected a mapping of {cls.__name__} fields, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; valid keys: {sorted(names)}")
+    kwargs = {k: _coerce(hints[k], v, f"{where}.{k}" if where else k) for k, v in values.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where or 'config'}: {exc}") from exc
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        return _coerce(options[0], value, where)
+    if dataclasses.is_dataclass(hint):
+        return value if isinstance(value, hint) else _build(hint, value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        inner = args[0] if args else Any
+        return tuple(_coerce(inner, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if hint is float:
+        if isinstance(value, bool):
+            raise ValueError(f"{where}: expected a number, got {value!r}")
+        try:  # YAML 1.1 reads 3e-3 (without a dot) as a string
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: expected a number, got {value!r}") from None
+    if hint in (int, str, bool) and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
+        raise ValueError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def _set(tree: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"override {dotted!r}: {key!r} is not a group of settings")
+    node[keys[-1]] = value
+
+
+def load_train_config(
+    path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> TrainConfig:
+    """A :class:`TrainConfig` from a YAML file (or the defaults) and ``key.sub=value`` overrides."""
+    tree: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such configuration file")
+        try:
+            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML ({exc})") from exc
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r}: expected key=value, e.g. schedule.epochs=2")
+        key, raw = item.split("=", 1)
+        _set(tree, key.strip(), yaml.safe_load(raw))
+    where = str(path) if path is not None else ""
+    return _build(TrainConfig, tree, where)

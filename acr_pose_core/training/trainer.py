@@ -1,0 +1,386 @@
+"""The ACR-Pose trainer: alternating Reconstructor and Discriminator updates, schedules, checkpoints, validation.
+
+One step (paper §3.5–3.6): the Reconstructor minimises ``γ2·L_g + γ3·L_corr + γ4·L_cd + γ5·L_entro + γ6·L_reg``
+with the Discriminator fixed; then the Discriminator minimises ``γ1·L_d`` on the ground-truth NOCS points of the
+batch against the (detached) reconstructions. Adam for both, their rates scaled per epoch by the schedule.
+
+- Devices: CPU or CUDA (``device: auto``), bf16 autocast on CUDA. Several GPUs or machines: start with ``torchrun``;
+  the process group comes from its environment (NCCL on GPUs, gloo on CPUs), models are wrapped in
+  ``DistributedDataParallel`` and each process reads its share of every epoch's draw. Rank 0 logs and saves.
+- Data: training sources are mixed by their weights (:class:`~acr_pose_core.data.dataset.RatioSampler`); each epoch
+  draws ``samples_per_epoch`` items; items with fewer than 3 valid points are dropped from their batch.
+- Checkpoints (:mod:`~acr_pose_core.training.checkpoint`): safetensors + JSON, at the end of every epoch and every
+  ``checkpoint_every`` steps; ``resume`` continues from the newest complete one with the optimisers, schedulers,
+  RNG state and position in the epoch's draw restored, so the losses continue exactly.
+- Logs: a progress bar, ``log.jsonl`` (one JSON object per log step and per validation), and TensorBoard event
+  files in ``tensorboard/`` when the ``tensorboard`` package is installed.
+- Validation: the NOCS metrics (:mod:`~acr_pose_core.evaluation.metrics`) of held-out instances with their true
+  masks, the pose of each from the reconstruction by RANSAC-Umeyama (:func:`~acr_pose_core.geometry.ransac_umeyama`)
+  and its size from the deformed prior.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+
+from acr_pose_core.data.dataset import PoseDataset, mixed
+from acr_pose_core.data.priors import load_priors
+from acr_pose_core.evaluation.metrics import evaluate_frames
+from acr_pose_core.evaluation.results import FrameResult
+from acr_pose_core.geometry import compose_sRT, ransac_umeyama
+from acr_pose_core.models.discriminator import Discriminator
+from acr_pose_core.models.losses import (
+    chamfer_loss,
+    correspondence_loss,
+    deformation_regulariser,
+    discriminator_loss,
+    entropy_loss,
+    generator_loss,
+)
+from acr_pose_core.models.reconstructor import Reconstructor
+from acr_pose_core.training.checkpoint import (
+    TrainingState,
+    git_commit,
+    latest_checkpoint,
+    load_checkpoint,
+    load_module_weights,
+    save_checkpoint,
+)
+from acr_pose_core.training.config import DataSourceConfig, TrainConfig, config_to_dict
+
+__all__ = ["Trainer"]
+
+_MODEL_KEYS = ("points", "rgb", "choose", "category", "prior")
+
+
+class _SkipSampler(Sampler[int]):
+    """The indices of ``sampler`` after the first ``skip`` (to resume in the middle of an epoch)."""
+
+    def __init__(self, sampler: Sampler[int], skip: int) -> None:
+        self.sampler, self.skip = sampler, skip
+
+    def __iter__(self):
+        return iter(list(self.sampler)[self.skip :])
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.skip)  # type: ignore[arg-type]
+
+
+class _Cached(torch.utils.data.Dataset):
+    """A dataset whose items are computed once and then kept (valid only for deterministic items)."""
+
+    def __init__(self, dataset: PoseDataset) -> None:
+        self.dataset = dataset
+        self.items: dict[int, dict[str, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if index not in self.items:
+            self.items[index] = self.dataset[index]
+        return self.items[index]
+
+
+def _select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _dataset(source: DataSourceConfig, priors: np.ndarray, config: TrainConfig, augment: bool) -> PoseDataset:
+    return PoseDataset(
+        Path(source.root),
+        priors,
+        replace(config.dataset, augment=augment),
+        models=None if source.models is None else Path(source.models),
+        seed=config.seed,
+        composed_depth=None if source.composed_depth is None else Path(source.composed_depth),
+    )
+
+
+class Trainer:
+    """Trains a Reconstructor (and Discriminator) as ``config`` says, writing everything under ``out``."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        out: str | os.PathLike,
+        resume: bool = False,
+        progress: bool | None = None,
+        max_steps: int | None = None,
+    ) -> None:
+        if not config.train:
+            raise ValueError("the configuration names no training data (train: [{root: ...}])")
+        self.config = config
+        self.out = Path(out)
+        self.max_steps = max_steps
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.device = _select_device(config.device)
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        self.rank = dist.get_rank() if self.world > 1 else 0
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(self.device)
+        self.is_main = self.rank == 0
+        self.progress = progress
+        self.amp = config.amp and self.device.type == "cuda"
+
+        torch.manual_seed(config.seed)  # the training process owns the global RNG: weights, then nothing else
+        priors = load_priors(config.priors).resampled(config.model.prior_points).points
+        sources = [_dataset(s, priors, config, augment=config.dataset.augment) for s in config.train]
+        if config.cache_items:
+            sources = [_Cached(d) for d in sources]
+        samples = config.samples_per_epoch or sum(len(d) for d in sources)
+        self.train_data, self.sampler = mixed(sources, [s.weight for s in config.train], samples, seed=config.seed)
+        self.sampler.num_replicas, self.sampler.rank = self.world, self.rank
+        self.sampler.per_replica = -(-self.sampler.num_samples // self.world)
+        self.val_data = [_dataset(s, priors, config, augment=False) for s in config.val]
+
+        self.reconstructor = Reconstructor(config.model).to(self.device)
+        self.discriminator = Discriminator(config.discriminator).to(self.device)
+        if config.init_from is not None:
+            load_module_weights(Path(config.init_from), self.reconstructor, "reconstructor")
+            if not config.reinit_discriminator:
+                load_module_weights(Path(config.init_from), self.discriminator, "discriminator")
+        self.recon_train: torch.nn.Module = self.reconstructor
+        self.disc_train: torch.nn.Module = self.discriminator
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.recon_train = DistributedDataParallel(self.reconstructor, device_ids=ids)
+            self.disc_train = DistributedDataParallel(self.discriminator, device_ids=ids)
+        self.opt_r = torch.optim.Adam(self.reconstructor.parameters(), lr=config.lr_reconstructor)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_discriminator)
+        schedule = config.schedule
+        self.sched_r = torch.optim.lr_scheduler.LambdaLR(self.opt_r, lambda e: schedule.factor(e))
+        self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, lambda e: schedule.factor(e))
+        self.state = TrainingState(
+            step=0,
+            epoch=0,
+            step_in_epoch=0,
+            modules={"reconstructor": self.reconstructor, "discriminator": self.discriminator},
+            optimisers={"reconstructor": self.opt_r, "discriminator": self.opt_d},
+            schedulers={"reconstructor": self.sched_r, "discriminator": self.sched_d},
+            rng={},
+        )
+        self.checkpoints = self.out / "checkpoints"
+        self.resumed_from: Path | None = None
+        if resume:
+            path = latest_checkpoint(self.checkpoints)
+            if path is not None:
+                load_checkpoint(path, self.state, map_location=self.device)
+                if "torch" in self.state.rng:
+                    torch.set_rng_state(self.state.rng["torch"].cpu())
+                self.resumed_from = path
+        self.metrics: dict[str, Any] = {}
+        self.writer = None
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.state.step or None)
+            except ImportError:  # the train extra is optional; log.jsonl has everything
+                self.writer = None
+
+    # ------------------------------------------------------------------ one step
+
+    def _batch(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        keep = batch["valid_points"] >= 3  # an instance without depth cannot be reconstructed
+        return {k: v[keep].to(self.device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One alternating update on a device batch; returns the loss terms."""
+        w, cfg = self.config.losses, self.config
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            out = self.recon_train(*(batch[k] for k in _MODEL_KEYS))
+            terms = {
+                "correspondence": correspondence_loss(out.nocs.float(), batch["nocs"]),
+                "chamfer": chamfer_loss(out.deformed_prior.float(), batch["model"]),
+                "entropy": entropy_loss(out.assignment.float()),
+                "regulariser": deformation_regulariser(out.deformation.float()),
+            }
+            total = (
+                w.correspondence * terms["correspondence"]
+                + w.chamfer * terms["chamfer"]
+                + w.entropy * terms["entropy"]
+                + w.regulariser * terms["regulariser"]
+            )
+            if cfg.adversarial:
+                # through the bare Discriminator: its gradients here are discarded, only the Reconstructor learns
+                terms["generator"] = generator_loss(self.discriminator(out.nocs.float()))
+                total = total + w.generator * terms["generator"]
+        self.opt_r.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt_r.step()
+        if cfg.adversarial:
+            n = len(batch["nocs"])
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                judged = self.disc_train(torch.cat([batch["nocs"], out.nocs.detach().float()]))  # one forward
+                terms["discriminator"] = discriminator_loss(judged[:n].float(), judged[n:].float())
+            self.opt_d.zero_grad(set_to_none=True)
+            (w.discriminator * terms["discriminator"]).backward()
+            self.opt_d.step()
+        terms["total"] = total
+        return {k: float(v.detach()) for k, v in terms.items()}
+
+    # ------------------------------------------------------------------ validation
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, Any]:
+        """NOCS metrics of up to ``val_max_items`` held-out instances per source (true masks, RANSAC-Umeyama)."""
+        if not self.val_data:
+            return {}
+        self.reconstructor.eval()
+        frames: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+        losses: dict[str, list[float]] = defaultdict(list)
+        for k, data in enumerate(self.val_data):
+            n = len(data) if self.config.val_max_items is None else min(len(data), self.config.val_max_items)
+            loader = DataLoader(
+                torch.utils.data.Subset(data, range(n)),
+                batch_size=self.config.batch_size,
+                num_workers=self.config.num_workers,
+            )
+            for raw in loader:
+                batch = self._batch(raw)
+                if not len(batch["points"]):
+                    continue
+                frame_names = [
+                    f"{k}:{f}" for f, keep in zip(raw["frame"], raw["valid_points"] >= 3, strict=True) if keep
+                ]
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                    out = self.reconstructor(*(batch[k2] for k2 in _MODEL_KEYS))
+                nocs = out.nocs.float()
+                losses["correspondence"].append(float(correspondence_loss(nocs, batch["nocs"])))
+                losses["chamfer"].append(float(chamfer_loss(out.deformed_prior.float(), batch["model"])))
+                N = nocs.shape[1]
+                mask = torch.arange(N, device=nocs.device)[None] < batch["valid_points"][:, None]
+                fit = ransac_umeyama(nocs.double(), batch["points"].double(), mask, seed=0)
+                size = out.size.float().cpu().numpy()
+                for i, name in enumerate(frame_names):
+                    rec = frames[name]
+                    rec["gt_class_ids"].append(int(batch["class_id"][i]))
+                    rec["gt_sRT"].append(batch["sRT"][i].double().cpu().numpy())
+                    rec["gt_size"].append(batch["size"][i].double().cpu().numpy())
+                    rec["gt_handle_visible"].append(bool(batch["handle_visible"][i]))
+                    if bool(fit.valid[i]):  # a failed alignment is a missed object
+                        pose = compose_sRT(
+                            float(fit.scale[i]), fit.rotation[i].cpu().numpy(), fit.translation[i].cpu().numpy()
+                        )
+                        rec["pred_class_ids"].append(int(batch["class_id"][i]))
+                        rec["pred_sRT"].append(pose)
+                        rec["pred_size"].append(size[i])
+                        rec["pred_scores"].append(1.0)
+        self.reconstructor.train()
+        results = [
+            FrameResult(
+                gt_class_ids=np.array(r["gt_class_ids"]),
+                gt_sRT=np.array(r["gt_sRT"]).reshape(-1, 4, 4),
+                gt_size=np.array(r["gt_size"]).reshape(-1, 3),
+                gt_handle_visible=np.array(r["gt_handle_visible"]),
+                pred_class_ids=np.array(r["pred_class_ids"], dtype=np.int64),
+                pred_sRT=np.array(r["pred_sRT"]).reshape(-1, 4, 4),
+                pred_size=np.array(r["pred_size"]).reshape(-1, 3),
+                pred_scores=np.array(r["pred_scores"]),
+                name=name,
+            )
+            for name, r in frames.items()
+        ]
+        metrics = evaluate_frames(results, iou_mode="corrected")
+        summary = {name: values["mean"] for name, values in metrics.summary().items()}
+        summary.update({f"val_{k}": float(np.mean(v)) for k, v in losses.items()})
+        summary["val_instances"] = int(sum(len(r.gt_class_ids) for r in results))
+        return summary
+
+    # ------------------------------------------------------------------ the loop
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if not self.is_main:
+            return
+        with open(self.out / "log.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key not in ("step", "epoch"):
+                    self.writer.add_scalar(key, value, record["step"])
+
+    def _save(self) -> Path | None:
+        if not self.is_main:
+            return None
+        self.state.rng = {"torch": torch.get_rng_state()}
+        train = zip(self.config.train, self.train_data.datasets, strict=True)
+        val = zip(self.config.val, self.val_data, strict=True)
+        metadata = {
+            "data": {
+                "train": [{"root": s.root, "weight": s.weight, "instances": len(d)} for s, d in train],
+                "val": [{"root": s.root, "instances": len(d)} for s, d in val],
+            },
+            "git_commit": git_commit(),
+            "metrics": self.metrics,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "world_size": self.world,
+        }
+        return save_checkpoint(
+            self.checkpoints, self.state, config_to_dict(self.config), metadata, self.config.keep_checkpoints
+        )
+
+    def run(self) -> dict[str, Any]:
+        """Train until the configured number of epochs (or ``max_steps``); returns the last losses and metrics."""
+        cfg, state = self.config, self.state
+        last: dict[str, float] = {}
+        history: list[dict[str, float]] = []
+        while state.epoch < cfg.schedule.epochs:
+            self.sampler.set_epoch(state.epoch)
+            loader = DataLoader(
+                self.train_data,
+                batch_size=cfg.batch_size,
+                sampler=_SkipSampler(self.sampler, state.step_in_epoch * cfg.batch_size),
+                num_workers=cfg.num_workers,
+                drop_last=True,
+                pin_memory=self.device.type == "cuda",
+            )
+            disable = not self.is_main if self.progress is None else not (self.progress and self.is_main)
+            bar = tqdm(loader, desc=f"epoch {state.epoch + 1}/{cfg.schedule.epochs}", unit="batch", disable=disable)
+            for raw in bar:
+                batch = self._batch(raw)
+                if len(batch["points"]) == 0:
+                    continue
+                last = self.train_step(batch)
+                history.append(last)
+                state.step += 1
+                state.step_in_epoch += 1
+                if state.step % cfg.log_every == 0:
+                    lr = self.opt_r.param_groups[0]["lr"]
+                    self._log({"step": state.step, "epoch": state.epoch, "lr": lr, **last})
+                bar.set_postfix(corr=f"{last['correspondence']:.4f}", cd=f"{last['chamfer']:.4f}")
+                if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
+                    self._save()
+                if self.max_steps is not None and state.step >= self.max_steps:
+                    self._save()
+                    return {"losses": last, "history": history, "metrics": self.metrics, "step": state.step}
+            self.sched_r.step()
+            self.sched_d.step()
+            state.epoch += 1
+            state.step_in_epoch = 0
+            if self.val_data and state.epoch % cfg.val_every == 0:
+                self.metrics = self.validate()
+                self._log({"step": state.step, "epoch": state.epoch, **self.metrics})
+            self._save()
+        if self.writer is not None:
+            self.writer.close()
+        return {"losses": last, "history": history, "metrics": self.metrics, "step": state.step}

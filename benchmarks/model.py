@@ -1,0 +1,170 @@
+"""Benchmark of the ACR-Pose model (not a test): prints a table and writes JSON.
+
+Paper configuration (C = 64, 1024 points, K = 36, 192×192 crops), synthetic inputs:
+
+1. Inference latency for a frame of 6 objects: Reconstructor forward (eval, no grad) and the RANSAC-Umeyama poses.
+   Target on an H100: under 5 ms.
+2. Training throughput at batch 96: one alternating Reconstructor + Discriminator update, samples per second.
+   Target on an H100: at least 1,000 samples a second.
+3. Peak memory (CUDA: ``torch.cuda.max_memory_allocated``; CPU: the process's peak resident size).
+
+Runs on CPU, and on CUDA where there is one (bf16 autocast there, as the trainer does).
+
+Usage::
+
+    python benchmarks/model.py [--device cpu|cuda] [--batch 96] [--steps 5] [--out benchmarks/results/model.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import time
+from pathlib import Path
+
+import torch
+
+from acr_pose_core.geometry import ransac_umeyama
+from acr_pose_core.models.config import ReconstructorConfig
+from acr_pose_core.models.discriminator import Discriminator
+from acr_pose_core.models.losses import (
+    LossWeights,
+    chamfer_loss,
+    correspondence_loss,
+    deformation_regulariser,
+    discriminator_loss,
+    entropy_loss,
+    generator_loss,
+)
+from acr_pose_core.models.reconstructor import Reconstructor
+
+
+def inputs(config: ReconstructorConfig, B: int, device: torch.device) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    N, M, S = config.num_points, config.prior_points, config.image_size
+    scale = torch.tensor([0.05, 0.08, 0.03])
+    out = {
+        "points": torch.randn(B, N, 3, generator=g) * scale + torch.tensor([0.0, 0.0, 0.8]),
+        "rgb": torch.randn(B, 3, S, S, generator=g),
+        "choose": torch.randint(0, S * S, (B, N), generator=g),
+        "category": torch.arange(B) % 6,
+        "prior": torch.rand(B, M, 3, generator=g) - 0.5,
+        "nocs": torch.rand(B, N, 3, generator=g) - 0.5,
+        "model": torch.rand(B, M, 3, generator=g) - 0.5,
+    }
+    return {k: v.to(device) for k, v in out.items()}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device, repeats: int) -> float:
+    fn()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch", type=int, default=96)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/model.json"))
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    amp = device.type == "cuda"
+    config = ReconstructorConfig()
+    torch.manual_seed(0)
+    model = Reconstructor(config).to(device)
+    disc = Discriminator().to(device)
+    w = LossWeights()
+
+    frame = inputs(config, 6, device)
+    model.eval()
+
+    def infer():
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            out = model(*(frame[k] for k in ("points", "rgb", "choose", "category", "prior")))
+        return ransac_umeyama(out.nocs.float(), frame["points"], seed=0)
+
+    def forward_only():
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            return model(*(frame[k] for k in ("points", "rgb", "choose", "category", "prior")))
+
+    repeats = 20 if device.type == "cuda" else 3
+    latency_forward = timed(forward_only, device, repeats)
+    latency_pose = timed(infer, device, repeats)
+
+    batch = inputs(config, args.batch, device)
+    model.train()
+    opt_r = torch.optim.Adam(model.parameters(), lr=1e-4)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=1e-5)
+
+    def train_step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            out = model(*(batch[k] for k in ("points", "rgb", "choose", "category", "prior")))
+            loss = (
+                w.correspondence * correspondence_loss(out.nocs.float(), batch["nocs"])
+                + w.chamfer * chamfer_loss(out.deformed_prior.float(), batch["model"])
+                + w.entropy * entropy_loss(out.assignment.float())
+                + w.regulariser * deformation_regulariser(out.deformation.float())
+                + w.generator * generator_loss(disc(out.nocs.float()))
+            )
+        opt_r.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_r.step()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            judged = disc(torch.cat([batch["nocs"], out.nocs.detach().float()]))
+            d_loss = w.discriminator * discriminator_loss(judged[: args.batch].float(), judged[args.batch :].float())
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    step_seconds = timed(train_step, device, args.steps)
+    peak = (
+        torch.cuda.max_memory_allocated(device) / 2**30
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    )
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    rows = {
+        "device": name,
+        "threads": torch.get_num_threads(),
+        "amp_bf16": amp,
+        "inference_6_objects_forward_ms": 1e3 * latency_forward,
+        "inference_6_objects_with_ransac_ms": 1e3 * latency_pose,
+        "train_batch": args.batch,
+        "train_step_s": step_seconds,
+        "train_samples_per_s": args.batch / step_seconds,
+        "peak_memory_gib": peak,
+    }
+    print(f"ACR-Pose paper configuration on {name} ({'bf16' if amp else 'fp32'}, {torch.get_num_threads()} threads)")
+    print(
+        f"  inference, 6 objects: forward {rows['inference_6_objects_forward_ms']:.1f} ms, "
+        f"with RANSAC-Umeyama {rows['inference_6_objects_with_ransac_ms']:.1f} ms   (H100 target < 5 ms)"
+    )
+    print(
+        f"  training, batch {args.batch}: {step_seconds:.2f} s per step, "
+        f"{rows['train_samples_per_s']:.1f} samples/s   (H100 target >= 1000)"
+    )
+    print(f"  peak memory: {peak:.2f} GiB")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
