@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from acr_pose_core.data import nocs_format
 from acr_pose_core.data.scene import Scene, SceneConfig, make_scene, sample_camera
 from acr_pose_core.data.sensor import Profile, sensor_color, sensor_depth_mm
 from acr_pose_core.data.shapes import SPLITS, model_from_id, split_model_ids
+from acr_pose_core.fileio import write_atomically
 from acr_pose_core.geometry.camera import CAMERA_INTRINSICS, REAL_INTRINSICS, CameraIntrinsics
 
 __all__ = ["GenerateConfig", "GenerateSummary", "generate", "render_frame", "write_split_models"]
@@ -213,9 +213,7 @@ def generate(config: GenerateConfig, progress: bool | None = None) -> GenerateSu
                 f"{record}: this folder was generated with other settings {clash} (was, now); "
                 "use another --out or the same settings to resume"
             )
-    tmp = record.with_name(record.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, record)
+    write_atomically(record, json.dumps(settings, indent=2) + "\n")
     write_split_models(config.out, config.split, config.model_points, config.seed)
 
     frames_start = time.perf_counter()

@@ -53,9 +53,7 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import re
-import secrets
 import zipfile
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -67,6 +65,7 @@ from PIL import Image
 
 from acr_pose_core.categories import NUM_CATEGORIES
 from acr_pose_core.evaluation.results_io import load_pickle
+from acr_pose_core.fileio import write_atomically
 from acr_pose_core.geometry.camera import CAMERA_INTRINSICS, REAL_INTRINSICS
 
 __all__ = [
@@ -422,18 +421,6 @@ def _read_png(path: Path, role: str) -> tuple[np.ndarray, int, int]:
 
 def _png_kind(bit_depth: int, color_type: int) -> str:
     return f"{bit_depth}-bit {_COLOR_TYPES.get(color_type, f'colour type {color_type}')}"
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to a new temporary file in ``path``'s directory, then rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _png_bytes(array: np.ndarray) -> bytes:
@@ -814,13 +801,13 @@ def write_frame(prefix: Path, frame: Frame, depth_encoding: Literal["uint16", "c
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     _file(prefix, "label").unlink(missing_ok=True)
-    _write_atomically(_file(prefix, "color"), _png_bytes(frame.color))
-    _write_atomically(_file(prefix, "depth"), _png_bytes(depth))
-    _write_atomically(_file(prefix, "mask"), _png_bytes(frame.mask))
-    _write_atomically(_file(prefix, "coord"), _png_bytes(coord))
-    _write_atomically(_file(prefix, "meta"), meta_text.encode("utf-8"))
+    write_atomically(_file(prefix, "color"), _png_bytes(frame.color))
+    write_atomically(_file(prefix, "depth"), _png_bytes(depth))
+    write_atomically(_file(prefix, "mask"), _png_bytes(frame.mask))
+    write_atomically(_file(prefix, "coord"), _png_bytes(coord))
+    write_atomically(_file(prefix, "meta"), meta_text.encode("utf-8"))
     if label_text is not None:
-        _write_atomically(_file(prefix, "label"), label_text.encode("utf-8"))
+        write_atomically(_file(prefix, "label"), label_text.encode("utf-8"))
 
 
 def frame_complete(prefix: Path) -> bool:
@@ -928,7 +915,7 @@ def write_models(path: Path, models: Mapping[str, np.ndarray]) -> None:
             with zf.open(f"{model_id}.npy", "w") as f:
                 np.lib.format.write_array(f, points, allow_pickle=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(path, buffer.getvalue())
+    write_atomically(path, buffer.getvalue())
 
 
 def read_models(path: Path) -> dict[str, np.ndarray]:

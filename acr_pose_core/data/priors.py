@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import secrets
 import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from acr_pose_core.categories import CATEGORIES, NUM_CATEGORIES
+from acr_pose_core.fileio import write_atomically
 
 __all__ = ["ShapePriors", "default_priors_path", "load_priors", "save_priors"]
 
@@ -76,14 +76,7 @@ def save_priors(path: str | os.PathLike, priors: ShapePriors) -> Path:
         categories=np.array(CATEGORIES),
         info=np.array(json.dumps(priors.info, sort_keys=True)),
     )
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        tmp.write_bytes(buffer.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, buffer.getvalue())
 
 
 def load_priors(path: str | os.PathLike | None = None) -> ShapePriors:

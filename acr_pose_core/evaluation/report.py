@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import numpy as np
 
 from acr_pose_core.categories import CATEGORIES
 from acr_pose_core.evaluation.metrics import SUMMARY_METRICS, NocsMetrics
+from acr_pose_core.fileio import write_atomically
 
 __all__ = ["format_table", "metrics_from_dict", "metrics_to_dict", "plot_ap_curves", "write_metrics_json"]
 
@@ -181,16 +181,7 @@ def write_metrics_json(metrics: NocsMetrics, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(metrics_to_dict(metrics), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    # A new file opened with mode "x" rather than tempfile.mkstemp, which would make the result owner-only.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, text)
 
 
 def _plot_rows(ax: Any, x: np.ndarray, curves: np.ndarray, names: list[str]) -> None:

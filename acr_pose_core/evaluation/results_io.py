@@ -65,7 +65,6 @@ import io
 import json
 import os
 import pickle
-import secrets
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -76,6 +75,7 @@ from tqdm import tqdm
 
 from acr_pose_core.categories import CATEGORIES, NUM_CATEGORIES
 from acr_pose_core.evaluation.results import FrameResult
+from acr_pose_core.fileio import write_atomically
 
 __all__ = [
     "COMMUNITY_KEYS",
@@ -390,22 +390,6 @@ def frame_to_dict(frame: FrameResult) -> dict[str, np.ndarray]:
 # The "acr" format: one .npz or .json per frame
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to a new temporary file in ``path``'s directory, then rename it over ``path``.
-
-    The temporary file is opened with mode ``x`` (not ``tempfile.mkstemp``, which would leave the result readable
-    by its owner only): the result gets the permissions of any file the process creates.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def save_frame(path: str | os.PathLike, frame: FrameResult, *, image_path: str | None = None) -> Path:
     """Write one frame in the "acr" format; ``.npz`` or ``.json`` by the suffix of ``path``.
 
@@ -435,11 +419,11 @@ def save_frame(path: str | os.PathLike, frame: FrameResult, *, image_path: str |
             payload[_IMAGE_PATH_KEY] = np.array(str(image_path))  # 0-d unicode: loads without pickle
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **payload)
-        _write_atomically(path, buffer.getvalue())
+        write_atomically(path, buffer.getvalue())
     else:
         doc: dict[str, Any] = {} if image_path is None else {_IMAGE_PATH_KEY: str(image_path)}
         doc.update({k: arrays[k].tolist() for k in COMMUNITY_KEYS if k in arrays})
-        _write_atomically(path, (json.dumps(doc, allow_nan=False) + "\n").encode("utf-8"))
+        write_atomically(path, (json.dumps(doc, allow_nan=False) + "\n").encode("utf-8"))
     return path
 
 

@@ -374,7 +374,8 @@ class Trainer:
                     self._save()
                     return {"losses": last, "history": history, "metrics": self.metrics, "step": state.step}
             self.sched_r.step()
-            self.sched_d.step()
+            if cfg.adversarial:  # without the Discriminator its optimiser never steps (torch warns otherwise)
+                self.sched_d.step()
             state.epoch += 1
             state.step_in_epoch = 0
             if self.val_data and state.epoch % cfg.val_every == 0:
