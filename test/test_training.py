@@ -40,7 +40,10 @@ def tiny(data: Path, *overrides: str):
 
 def test_a_short_run_halves_the_correspondence_loss_and_validates(data, tmp_path):
     # 200 steps on 14 instances (no augmentation, items cached in memory): about 80 s on 2 CPU cores
-    config = tiny(data, "schedule.epochs=25", "samples_per_epoch=64", "dataset.augment=false", "cache_items=true")
+    config = tiny(
+        data, "schedule.epochs=25", "samples_per_epoch=64", "dataset.augment=false", "cache_items=true",
+        "checkpoint_every_epochs=5",
+    )  # fmt: skip
     result = Trainer(config, tmp_path / "run", progress=False).run()
     corr = [h["correspondence"] for h in result["history"]]
     first, last = np.mean(corr[:3]), np.mean(corr[-3:])
@@ -91,3 +94,25 @@ def test_two_gloo_processes_train(data, tmp_path):
 def test_training_needs_data(tmp_path):
     with pytest.raises(ValueError, match="no training data"):
         Trainer(load_train_config(TINY, ["train=[]"]), tmp_path)
+
+
+def test_a_handful_of_instances_can_be_overfitted_to_5_degrees_2_cm(tmp_path):
+    """One frame's instances, trained on and validated on (true masks, RANSAC-Umeyama poses), reach 5°2cm for all.
+
+    About a minute and a half on 2 CPU cores (360 steps of the tiny model); at writing, every validation from step
+    300 on had 5°2cm AP 1.0 and IoU75 AP 1.0.
+    """
+    root = tmp_path / "one"
+    scene = SceneConfig(objects=(4, 4), distractors=(0, 0))
+    generate(GenerateConfig(out=root, split="train", frames=1, frames_per_scene=1, seed=7, scene=scene), progress=False)
+    config = tiny(
+        root, "schedule.epochs=360", "samples_per_epoch=4", "batch_size=4", "dataset.augment=false",
+        "cache_items=true", "val_every=30", "adversarial=false", f"val=[{{root: {root / 'train'}}}]",
+        "checkpoint_every_epochs=1000",
+    )  # fmt: skip
+    result = Trainer(config, tmp_path / "run", progress=False).run()
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    checks = [r for r in log if "5°2cm" in r]
+    assert checks[0]["val_instances"] >= 2
+    assert any(r["5°2cm"] == 1.0 and r["IoU50"] == 1.0 for r in checks), [(r["step"], r["5°2cm"]) for r in checks]
+    assert result["metrics"]["10°5cm"] == 1.0

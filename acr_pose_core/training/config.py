@@ -86,13 +86,16 @@ class TrainConfig:
     device: str = "auto"  # auto: cuda when available
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     seed: int = 0
-    checkpoint_every: int = 0  # steps between checkpoints; 0: at the end of each epoch only
+    checkpoint_every: int = 0  # steps between extra checkpoints (0: none); epochs end with one, see below
+    checkpoint_every_epochs: int = 1  # epochs between end-of-epoch checkpoints (the last epoch always saves)
     keep_checkpoints: int = 3
     val_every: int = 1  # epochs between validation passes
     val_max_items: int | None = 512  # instances per validation pass (None: all)
     log_every: int = 10  # steps between log lines
 
     def __post_init__(self) -> None:
+        if self.checkpoint_every_epochs < 1:
+            raise ValueError("checkpoint_every_epochs must be positive")
         if self.batch_size < 1 or self.num_workers < 0 or self.val_every < 1 or self.log_every < 1:
             raise ValueError("batch_size, val_every and log_every must be positive and num_workers ≥ 0")
         if self.dataset.num_points != self.model.num_points or self.dataset.image_size != self.model.image_size:

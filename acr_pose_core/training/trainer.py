@@ -381,7 +381,8 @@ class Trainer:
             if self.val_data and state.epoch % cfg.val_every == 0:
                 self.metrics = self.validate()
                 self._log({"step": state.step, "epoch": state.epoch, **self.metrics})
-            self._save()
+            if state.epoch % cfg.checkpoint_every_epochs == 0 or state.epoch == cfg.schedule.epochs:
+                self._save()
         if self.writer is not None:
             self.writer.close()
         return {"losses": last, "history": history, "metrics": self.metrics, "step": state.step}
