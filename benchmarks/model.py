@@ -29,15 +29,7 @@ import torch
 from acr_pose_core.geometry import ransac_umeyama
 from acr_pose_core.models.config import ReconstructorConfig
 from acr_pose_core.models.discriminator import Discriminator
-from acr_pose_core.models.losses import (
-    LossWeights,
-    chamfer_loss,
-    correspondence_loss,
-    deformation_regulariser,
-    discriminator_loss,
-    entropy_loss,
-    generator_loss,
-)
+from acr_pose_core.models.losses import LossWeights, discriminator_loss, generator_loss, reconstruction_losses
 from acr_pose_core.models.reconstructor import Reconstructor
 
 
@@ -113,13 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     def train_step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             out = model(*(batch[k] for k in ("points", "rgb", "choose", "category", "prior")))
-            loss = (
-                w.correspondence * correspondence_loss(out.nocs.float(), batch["nocs"])
-                + w.chamfer * chamfer_loss(out.deformed_prior.float(), batch["model"])
-                + w.entropy * entropy_loss(out.assignment.float())
-                + w.regulariser * deformation_regulariser(out.deformation.float())
-                + w.generator * generator_loss(disc(out.nocs.float()))
-            )
+            parts = (out.nocs, out.deformed_prior, out.assignment, out.deformation)
+            loss = reconstruction_losses(*(p.float() for p in parts), batch["nocs"], batch["model"], w)["total"]
+            loss = loss + w.generator * generator_loss(disc(out.nocs.float()))
         opt_r.zero_grad(set_to_none=True)
         loss.backward()
         opt_r.step()

@@ -160,3 +160,23 @@ def test_losses_on_hand_worked_cases():
     a = torch.tensor([[[0.0, 0, 0], [1, 0, 0]]])
     b = torch.tensor([[[0.0, 0, 0.5]]])
     assert chamfer_loss(a, b).item() == pytest.approx(1.0)  # (0.25 + 1.25)/2 + 0.25
+
+
+def test_reconstruction_losses_are_the_weighted_sum_of_the_terms():
+    from acr_pose_core.models.losses import LossWeights, reconstruction_losses
+
+    g = torch.Generator().manual_seed(3)
+    nocs, target = torch.rand(2, 8, 3, generator=g), torch.rand(2, 8, 3, generator=g)
+    deformed, model = torch.rand(2, 5, 3, generator=g), torch.rand(2, 6, 3, generator=g)
+    assignment = torch.softmax(torch.randn(2, 8, 5, generator=g), -1)
+    deformation = torch.randn(2, 5, 3, generator=g)
+    w = LossWeights(correspondence=2.0, chamfer=3.0, entropy=0.5, regulariser=0.25)
+    terms = reconstruction_losses(nocs, deformed, assignment, deformation, target, model, w)
+    expected = (
+        2.0 * correspondence_loss(nocs, target)
+        + 3.0 * chamfer_loss(deformed, model)
+        + 0.5 * entropy_loss(assignment)
+        + 0.25 * deformation_regulariser(deformation)
+    )
+    torch.testing.assert_close(terms["total"], expected)
+    assert set(terms) == {"correspondence", "chamfer", "entropy", "regulariser", "total"}

@@ -22,6 +22,7 @@ from acr_pose_core.geometry.pointclouds import chamfer_distance
 
 __all__ = [
     "LossWeights",
+    "reconstruction_losses",
     "chamfer_loss",
     "correspondence_loss",
     "deformation_regulariser",
@@ -73,3 +74,32 @@ def discriminator_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
 def generator_loss(fake: torch.Tensor) -> torch.Tensor:
     """``L_g = mean((D(fake) − 1)²)``."""
     return (fake - 1).pow(2).mean()
+
+
+def reconstruction_losses(
+    nocs: torch.Tensor,
+    deformed_prior: torch.Tensor,
+    assignment: torch.Tensor,
+    deformation: torch.Tensor,
+    target_nocs: torch.Tensor,
+    model_points: torch.Tensor,
+    weights: LossWeights,
+) -> dict[str, torch.Tensor]:
+    """The Reconstructor's four non-adversarial terms and their weighted sum under ``"total"``.
+
+    ``γ3·L_corr(nocs, target_nocs) + γ4·L_cd(deformed_prior, model_points) + γ5·L_entro(assignment)
+    + γ6·L_reg(deformation)``; the generator term, which needs the Discriminator, is added by the caller.
+    """
+    terms = {
+        "correspondence": correspondence_loss(nocs, target_nocs),
+        "chamfer": chamfer_loss(deformed_prior, model_points),
+        "entropy": entropy_loss(assignment),
+        "regulariser": deformation_regulariser(deformation),
+    }
+    terms["total"] = (
+        weights.correspondence * terms["correspondence"]
+        + weights.chamfer * terms["chamfer"]
+        + weights.entropy * terms["entropy"]
+        + weights.regulariser * terms["regulariser"]
+    )
+    return terms

@@ -45,10 +45,9 @@ from acr_pose_core.models.discriminator import Discriminator
 from acr_pose_core.models.losses import (
     chamfer_loss,
     correspondence_loss,
-    deformation_regulariser,
     discriminator_loss,
-    entropy_loss,
     generator_loss,
+    reconstruction_losses,
 )
 from acr_pose_core.models.reconstructor import Reconstructor
 from acr_pose_core.training.checkpoint import (
@@ -209,18 +208,16 @@ class Trainer:
         w, cfg = self.config.losses, self.config
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             out = self.recon_train(*(batch[k] for k in _MODEL_KEYS))
-            terms = {
-                "correspondence": correspondence_loss(out.nocs.float(), batch["nocs"]),
-                "chamfer": chamfer_loss(out.deformed_prior.float(), batch["model"]),
-                "entropy": entropy_loss(out.assignment.float()),
-                "regulariser": deformation_regulariser(out.deformation.float()),
-            }
-            total = (
-                w.correspondence * terms["correspondence"]
-                + w.chamfer * terms["chamfer"]
-                + w.entropy * terms["entropy"]
-                + w.regulariser * terms["regulariser"]
+            terms = reconstruction_losses(
+                out.nocs.float(),
+                out.deformed_prior.float(),
+                out.assignment.float(),
+                out.deformation.float(),
+                batch["nocs"],
+                batch["model"],
+                w,
             )
+            total = terms.pop("total")
             if cfg.adversarial:
                 # through the bare Discriminator: its gradients here are discarded, only the Reconstructor learns
                 terms["generator"] = generator_loss(self.discriminator(out.nocs.float()))
