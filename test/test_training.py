@@ -116,3 +116,27 @@ def test_a_handful_of_instances_can_be_overfitted_to_5_degrees_2_cm(tmp_path):
     assert checks[0]["val_instances"] >= 2
     assert any(r["5°2cm"] == 1.0 and r["IoU50"] == 1.0 for r in checks), [(r["step"], r["5°2cm"]) for r in checks]
     assert result["metrics"]["10°5cm"] == 1.0
+
+
+def test_shipped_configurations_parse_and_the_paper_one_has_the_paper_numbers():
+    for path in sorted(TINY.parent.glob("*.yaml")):
+        if path.name.startswith(("train_", "finetune_")):
+            load_train_config(path)  # unknown keys or wrong types raise
+    paper = load_train_config(TINY.parent / "train_paper.yaml")
+    assert (paper.model.channels, paper.model.num_points, paper.model.graph_k, paper.model.image_size) == (
+        64,
+        1024,
+        36,
+        192,
+    )
+    assert (paper.batch_size, paper.lr_reconstructor, paper.lr_discriminator) == (96, 1e-4, 1e-5)
+    assert [paper.schedule.factor(e) for e in (0, 10, 30, 40)] == [1.0, 0.5, 0.1, 0.01]
+    w = paper.losses
+    assert (w.discriminator, w.generator, w.correspondence, w.chamfer, w.entropy, w.regulariser) == (
+        0.1, 0.1, 1.0, 5.0, 1e-4, 0.01
+    )  # fmt: skip
+    finetune = load_train_config(TINY.parent / "finetune_paper.yaml")
+    assert [s.weight for s in finetune.train] == [3.0, 1.0] and finetune.reinit_discriminator
+    assert finetune.schedule.epochs == 10 and finetune.schedule.factor(5) == 0.5
+    with pytest.raises(ValueError, match="expected a number"):
+        load_train_config(None, ["lr_reconstructor=fast"])
