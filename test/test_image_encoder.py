@@ -14,13 +14,7 @@ from acr_pose_core.models.image_encoder import DilatedResNet18, ImageEncoder, ga
 TINY = ReconstructorConfig.tiny()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These convolutions are tiny: on a shared CPU, intra-op threads cost more than they save (10× in our runs)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
