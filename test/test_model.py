@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from acr_pose_core.models.config import ReconstructorConfig
+from acr_pose_core.models.deformation import CategoryLinear
 from acr_pose_core.models.discriminator import Discriminator, DiscriminatorConfig
 from acr_pose_core.models.losses import (
     chamfer_loss,
@@ -18,6 +19,7 @@ from acr_pose_core.models.losses import (
     generator_loss,
 )
 from acr_pose_core.models.reconstructor import Reconstructor
+from acr_pose_core.models.rrm import knn_indices
 
 TABLE_3 = {  # the paper's ablation rows (adversarial training is a trainer switch)
     "baseline": dict(pose_irrelevant=False, relational_instance=False, relational_deformation=False,
@@ -112,6 +114,45 @@ def test_batched_equals_looped_and_categories_matter():
         torch.testing.assert_close(single.nocs[0], out.nocs[b], atol=1e-5, rtol=1e-4)
     other = dict(inputs, category=(inputs["category"] + 1) % 6)
     assert not torch.allclose(model(**other).assignment, out.assignment)
+
+
+def test_category_linear_computes_only_each_items_group_and_equals_selecting_from_all_groups():
+    torch.manual_seed(0)
+    layer = CategoryLinear(5, 7, groups=6).double()
+    x = torch.randn(4, 9, 5, dtype=torch.float64)
+    category = torch.tensor([5, 0, 3, 3])
+    out = layer(x, category)
+    assert out.shape == (4, 9, 7)
+    torch.testing.assert_close(out, layer.forward_all_groups(x, category), rtol=0, atol=1e-12)
+    # by hand: item 0 uses rows 35..41 of the shared weight
+    torch.testing.assert_close(out[0], x[0] @ layer.weight[35:42].T + layer.bias[35:42], rtol=0, atol=1e-12)
+    out.sum().backward()
+    grown = layer.weight.grad.view(6, 7, 5).abs().sum(dim=(1, 2)) > 0
+    assert grown.tolist() == [True, False, False, True, False, True]  # only the groups that were used learn
+    with pytest.raises(IndexError, match="category"):
+        layer(x, torch.tensor([0, 1, 2, 6]))
+    with pytest.raises(ValueError, match="category"):
+        layer(x, category[:2])
+
+
+def test_bf16_autocast_keeps_the_outputs_in_float32_and_trains():
+    """Under bf16 autocast (the trainer's mode on CUDA; CPU autocast here) the outputs are float32 and close to the
+    float32 model's, assignment rows still sum to 1, and every parameter gets a finite gradient."""
+    config = ReconstructorConfig.tiny()
+    model = make(config)
+    inputs = batch(config)
+    reference = model(**inputs)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(**inputs)
+        knn = knn_indices(torch.randn(2, 64, 16, generator=torch.Generator().manual_seed(0)), 8)
+    assert knn.equal(knn_indices(torch.randn(2, 64, 16, generator=torch.Generator().manual_seed(0)), 8))
+    for name in ("nocs", "assignment", "assignment_logits", "deformation", "deformed_prior"):
+        assert getattr(out, name).dtype == torch.float32, name
+    torch.testing.assert_close(out.assignment.sum(-1), torch.ones(3, config.num_points), atol=1e-6, rtol=0)
+    assert (out.nocs - reference.nocs).abs().max() < 1e-2
+    out.nocs.square().sum().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
 
 
 def test_input_checks():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from acr_pose_core.data.generate import GenerateConfig, generate
 from acr_pose_core.data.scene import SceneConfig
@@ -140,3 +141,40 @@ def test_shipped_configurations_parse_and_the_paper_one_has_the_paper_numbers():
     assert finetune.schedule.epochs == 10 and finetune.schedule.factor(5) == 0.5
     with pytest.raises(ValueError, match="expected a number"):
         load_train_config(None, ["lr_reconstructor=fast"])
+
+
+def test_fine_tuning_starts_from_the_checkpoint_with_a_fresh_discriminator_and_mixes_3_to_1(data, tmp_path):
+    base = Trainer(tiny(data, "val=[]", "samples_per_epoch=16"), tmp_path / "base", progress=False, max_steps=2)
+    base.run()
+    sources = f"train=[{{root: {data / 'train'}, weight: 3}}, {{root: {data / 'val'}, weight: 1}}]"
+    finetune = tiny(
+        data, sources, "val=[]", "samples_per_epoch=16", f"init_from={tmp_path / 'base' / 'checkpoints'}",
+        "reinit_discriminator=true", "seed=5",
+    )  # fmt: skip
+    tuned = Trainer(finetune, tmp_path / "tuned", progress=False, max_steps=1)
+    loaded = tuned.reconstructor.state_dict()
+    for name, p in base.reconstructor.state_dict().items():
+        assert torch.equal(p, loaded[name]), name  # the Reconstructor continues from the checkpoint
+    trained_d, fresh_d = base.discriminator.state_dict(), tuned.discriminator.state_dict()
+    assert not any(torch.equal(trained_d[k], fresh_d[k]) for k in trained_d if k.endswith("weight"))
+    kept_config = tiny(data, "val=[]", f"init_from={tmp_path / 'base' / 'checkpoints'}", "reinit_discriminator=false")
+    kept = Trainer(kept_config, tmp_path / "kept")
+    for name, p in kept.discriminator.state_dict().items():
+        assert torch.equal(p, trained_d[name]), name  # without reinit_discriminator it is loaded too
+    tuned.sampler.set_epoch(0)
+    first_source = len(tuned.train_data.datasets[0])
+    drawn = np.array(list(tuned.sampler))
+    assert (drawn < first_source).sum() == 12 and (drawn >= first_source).sum() == 4  # 3:1 of 16
+    assert np.isfinite(tuned.run()["losses"]["total"])
+
+
+def test_bf16_autocast_training_steps_on_cpu(data, tmp_path):
+    """The trainer's CUDA precision mode (bf16 autocast) run on CPU autocast: finite losses close to float32's."""
+    config = tiny(data, "val=[]", "samples_per_epoch=16", "dataset.augment=false")
+    runs = {}
+    for amp in (False, True):
+        trainer = Trainer(config, tmp_path / f"amp{amp}", progress=False, max_steps=2)
+        trainer.amp = amp  # on CPU the trainer leaves autocast off by itself
+        runs[amp] = [h["total"] for h in trainer.run()["history"]]
+    assert np.isfinite(runs[True]).all()
+    np.testing.assert_allclose(runs[True], runs[False], rtol=0.05)

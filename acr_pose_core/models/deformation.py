@@ -18,7 +18,7 @@ from torch import nn
 from acr_pose_core.models.config import ReconstructorConfig
 from acr_pose_core.models.rrm import pointwise_mlp
 
-__all__ = ["AssignmentHead", "DeformationHead", "PriorEncoder", "reconstruct_nocs"]
+__all__ = ["AssignmentHead", "CategoryLinear", "DeformationHead", "PriorEncoder", "reconstruct_nocs"]
 
 
 class PriorEncoder(nn.Module):
@@ -32,12 +32,35 @@ class PriorEncoder(nn.Module):
         return self.mlp(prior)
 
 
-def _select_category(out: torch.Tensor, category: torch.Tensor, groups: int) -> torch.Tensor:
-    """``out (B, L, groups·D)`` → ``(B, L, D)``, the group of each item's category (0-based, (B,))."""
-    B, L, GD = out.shape
-    out = out.view(B, L, groups, GD // groups)
-    index = category.view(B, 1, 1, 1).expand(B, L, 1, GD // groups)
-    return out.gather(2, index).squeeze(2)
+class CategoryLinear(nn.Linear):
+    """A linear layer with one output group of D features per category; each item gets only its own group.
+
+    The parameters are one ``nn.Linear(C_in, groups · D)`` (group g is rows ``g·D … (g+1)·D − 1``), but only the
+    item's group is computed: ``out[b] = x[b] W_gᵀ + b_g`` with ``g = category[b]``, a batched matmul with the
+    gathered ``(B, D, C_in)`` weights. For the assignment head (D = M = 1024, six groups) that is 6× less work and
+    memory than computing every group and selecting one (:meth:`forward_all_groups`, the obvious version).
+    """
+
+    def __init__(self, in_features: int, group_features: int, groups: int) -> None:
+        super().__init__(in_features, group_features * groups)
+        self.group_features, self.groups = group_features, groups
+
+    def forward(self, x: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
+        """``x (B, L, C_in)``, ``category (B,)`` int64 in ``[0, groups)`` → ``(B, L, D)``."""
+        if category.shape != x.shape[:1]:
+            raise ValueError(f"category must be (B,) = ({x.shape[0]},), got shape {tuple(category.shape)}")
+        if category.numel() and (int(category.min()) < 0 or int(category.max()) >= self.groups):
+            raise IndexError(f"category indices must lie in [0, {self.groups}), got {category.tolist()}")
+        D = self.group_features
+        weight = self.weight.view(self.groups, D, -1)[category]  # (B, D, C_in)
+        bias = self.bias.view(self.groups, D)[category]  # (B, D)
+        return torch.baddbmm(bias.unsqueeze(1).to(x.dtype), x, weight.transpose(1, 2).to(x.dtype))  # (B, L, D)
+
+    def forward_all_groups(self, x: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
+        """The same result the slow, obvious way: every group computed, then each item's own selected."""
+        B, L, _ = x.shape
+        out = super().forward(x).view(B, L, self.groups, self.group_features)  # (B, L, groups, D)
+        return out[torch.arange(B, device=x.device), :, category]  # (B, L, D)
 
 
 class DeformationHead(nn.Module):
@@ -47,12 +70,12 @@ class DeformationHead(nn.Module):
         super().__init__()
         C, self.groups = config.channels, config.num_categories
         self.mlp = pointwise_mlp([C, 2 * C, C])
-        self.out = nn.Linear(C, 3 * self.groups)
+        self.out = CategoryLinear(C, 3, self.groups)
         nn.init.normal_(self.out.weight, std=1e-4)  # the prior starts undeformed (as SPD)
         nn.init.zeros_(self.out.bias)
 
     def forward(self, f_d: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
-        return _select_category(self.out(self.mlp(f_d)), category, self.groups)
+        return self.out(self.mlp(f_d), category)  # (B, M, C) -> (B, M, 3)
 
 
 class AssignmentHead(nn.Module):
@@ -62,10 +85,10 @@ class AssignmentHead(nn.Module):
         super().__init__()
         C, self.groups = config.channels, config.num_categories
         self.mlp = pointwise_mlp([C, 2 * C, 4 * C])
-        self.out = nn.Linear(4 * C, config.prior_points * self.groups)
+        self.out = CategoryLinear(4 * C, config.prior_points, self.groups)
 
     def forward(self, f_a: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
-        return _select_category(self.out(self.mlp(f_a)), category, self.groups)
+        return self.out(self.mlp(f_a), category)  # (B, N, C) -> (B, N, M)
 
 
 def reconstruct_nocs(assignment: torch.Tensor, prior: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:

@@ -66,6 +66,10 @@ coincident points and a point at its group centre give finite values and finite 
 the paper's hard ones: ``a1`` and ``a4`` are as ill-conditioned as ``m_i − x_i`` is short (``d5`` tells the network
 how short).
 
+**Precision.** The groups and geometric inputs are computed in float32 (float64 for float64 points) even under
+bf16 autocast: a bf16 matmul would round the spherical signals to about 3 significant digits, and ranks of bf16
+distances tie. The convolutions then run in the autocast dtype.
+
 **Ties.** Ranks decide the group boundary, ``n_i`` and ``f_i``. Where distances tie (exactly, or within rounding after a
 rotation) ``topk`` breaks the tie and the invariance holds only up to that choice; clouds in general position (random
 samples of a surface) have no such ties, a lattice of back-projected pixels on a plane nearly does. Exact duplicates
@@ -103,6 +107,7 @@ import torch
 from torch import nn
 
 from acr_pose_core.models.config import ReconstructorConfig
+from acr_pose_core.models.precision import full_precision, full_precision_region
 
 __all__ = [
     "NUM_GEOMETRIC_FEATURES",
@@ -300,7 +305,9 @@ class PoseIrrelevantModule(nn.Module):
         """Canonical-related features ``(B, N, C)`` of ``points (B, N, 3)``, ``N ≥ pim_k``."""
         _check_points(points, min_points=self.k)
         B = points.shape[0]
-        geometry, index = rotation_invariant_features(normalise_cloud(points), self.k)  # (B, N, K, F), (B, N, K)
+        with full_precision_region(points):  # geometry in full precision, also under autocast
+            cloud = normalise_cloud(full_precision(points))
+            geometry, index = rotation_invariant_features(cloud, self.k)  # (B, N, K, F), (B, N, K)
         batch = torch.arange(B, device=points.device).view(B, 1, 1)
         features = self.layers[0](self.embedding(geometry), geometry)  # (B, N, K, C/2) embedded -> (B, N, C_1)
         for layer in self.layers[1:]:

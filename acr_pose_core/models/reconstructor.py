@@ -6,8 +6,10 @@
     relational reconstruction (RRM)    (f_p, f_I, f_c) → f_d (B, M, C), f_a (B, N, C)
     shape prior deformation            M_d (B, M, 3), M_a (B, N, M);  P_nocs = M_a (P_c + M_d)
 
-Pose then follows by aligning ``P_nocs`` with the observed points (Umeyama in a RANSAC; not a module). Everything
-here is a pure ``nn.Module``: no file access (but the optional local backbone weights), no device choice.
+Under bf16 autocast the layers run in bf16; the geometry, the k-NN graphs and the outputs stay float32
+(:mod:`acr_pose_core.models.precision`). Pose then follows by aligning ``P_nocs`` with the observed points (Umeyama in
+a RANSAC; not a module). Everything here is a pure ``nn.Module``: no file access (but the optional local backbone
+weights), no device choice.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from acr_pose_core.models.config import ReconstructorConfig
 from acr_pose_core.models.deformation import AssignmentHead, DeformationHead, PriorEncoder, reconstruct_nocs
 from acr_pose_core.models.image_encoder import ImageEncoder, gather_pixels
 from acr_pose_core.models.pim import make_point_encoder
+from acr_pose_core.models.precision import full_precision, full_precision_region
 from acr_pose_core.models.rrm import RelationalReconstruction
 
 __all__ = ["Reconstructor", "ReconstructorOutput"]
@@ -93,6 +96,8 @@ class Reconstructor(nn.Module):
         f_d, f_a = self.rrm(f_p, f_img, f_c)  # (B, M, C), (B, N, C)
         deformation = self.deformation_head(f_d, category)  # (B, M, 3)
         logits = self.assignment_head(f_a, category)  # (B, N, M)
-        assignment = torch.softmax(logits, dim=-1)
-        nocs = reconstruct_nocs(assignment, prior, deformation)  # (B, N, 3)
+        with full_precision_region(points):  # the outputs in full precision, also under autocast
+            logits, deformation = full_precision(logits), full_precision(deformation)
+            assignment = torch.softmax(logits, dim=-1)  # (B, N, M)
+            nocs = reconstruct_nocs(assignment, full_precision(prior), deformation)  # (B, N, 3)
         return ReconstructorOutput(nocs, assignment, logits, deformation, prior + deformation)

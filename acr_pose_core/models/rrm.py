@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from acr_pose_core.models.config import ReconstructorConfig
+from acr_pose_core.models.precision import full_precision, full_precision_region
 
 __all__ = ["EdgeConv", "RelationalReconstruction", "knn_indices", "pointwise_mlp"]
 
@@ -39,9 +40,11 @@ def pointwise_mlp(widths: list[int], final_activation: bool = True) -> nn.Sequen
 def knn_indices(features: torch.Tensor, k: int) -> torch.Tensor:
     """``(B, L, k)`` indices of each node's k nearest nodes in feature space (itself included, at distance 0).
 
-    ``idx[b, i, r] = j`` means node j is the r-th nearest to node i.
+    ``idx[b, i, r] = j`` means node j is the r-th nearest to node i. Distances are computed in float32 (or
+    float64) even under autocast: bf16's 8-bit mantissa would tie most ranks.
     """
-    with torch.no_grad():
+    with torch.no_grad(), full_precision_region(features):
+        features = full_precision(features)
         sq = features.pow(2).sum(-1)  # (B, L)
         dist = sq[:, :, None] + sq[:, None, :] - 2 * features @ features.transpose(1, 2)  # (B, L, L)
         return dist.topk(k, dim=-1, largest=False).indices
