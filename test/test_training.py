@@ -178,3 +178,46 @@ def test_bf16_autocast_training_steps_on_cpu(data, tmp_path):
         runs[amp] = [h["total"] for h in trainer.run()["history"]]
     assert np.isfinite(runs[True]).all()
     np.testing.assert_allclose(runs[True], runs[False], rtol=0.05)
+
+
+def test_ablation_rows_add_the_designs_one_by_one():
+    from acr_pose_core.training.ablation import ROWS
+
+    configs = {name: load_train_config(TINY, overrides) for name, overrides in ROWS.items()}
+    assert list(configs) == ["baseline", "+instance", "+PIM", "+adversarial", "+deformation", "full"]
+    switches = ("pose_irrelevant", "relational_instance", "relational_deformation", "relational_assignment")
+
+    def on(config):
+        return {s for s in switches if getattr(config.model, s)} | ({"adversarial"} if config.adversarial else set())
+
+    assert on(configs["baseline"]) == set()
+    added = [on(b) - on(a) for a, b in zip(list(configs.values())[:-1], list(configs.values())[1:], strict=True)]
+    assert added == [{"relational_instance"}, {"pose_irrelevant"}, {"adversarial"}, {"relational_deformation"},
+                     {"relational_assignment"}]  # fmt: skip
+    assert on(configs["full"]) == set(switches) | {"adversarial"}
+
+
+def test_acr_pose_ablation_trains_rows_writes_the_table_and_keeps_finished_rows(data, tmp_path, monkeypatch, capsys):
+    from acr_pose_core.cli.main import main
+
+    out = tmp_path / "t3"
+    argv = [
+        "ablation", "--config", str(TINY), "--out", str(out), "--rows", "baseline", "full",
+        "--set", f"train=[{{root: {data / 'train'}}}]", "--set", f"val=[{{root: {data / 'val'}}}]",
+        "--set", "samples_per_epoch=16", "--set", "schedule.epochs=1",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    table = (out / "table3.md").read_text()
+    assert "| baseline |" in table and "| full |" in table and "+PIM" not in table
+    results = json.loads((out / "table3.json").read_text())
+    assert results["baseline"]["step"] == 2 and 0.0 <= results["full"]["metrics"]["IoU25"] <= 1.0
+    baseline = json.loads(latest_checkpoint(out / "baseline" / "checkpoints").read_text())["config"]
+    assert baseline["model"]["pose_irrelevant"] is False and baseline["adversarial"] is False
+    assert "| baseline |" in capsys.readouterr().out
+    # finished rows are read back, not trained again
+    import acr_pose_core.training.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module.Trainer, "run", lambda self: pytest.fail("a finished row was retrained"))
+    assert main(argv) == 0
+    assert json.loads((out / "table3.json").read_text()) == results
+    assert main([*argv[:6], "no-such-row"]) == 2

@@ -41,6 +41,7 @@ SUBCOMMANDS: dict[str, str] = {
     "priors": "acr_pose_core.cli.priors",
     "evaluate": "acr_pose_core.cli.evaluate",
     "train": "acr_pose_core.cli.train",
+    "ablation": "acr_pose_core.cli.ablation",
 }
 """Subcommand name -> module path, in the order ``acr-pose --help`` lists them."""
 

@@ -1,0 +1,130 @@
+"""The paper's ablation study (Table 3): one training configuration, the designs added back one by one.
+
+Table 3 replaces every novel part of ACR-Pose by an MLP and then adds the parts back, cumulatively. :data:`ROWS` holds
+the runs, in the table's order, as ``--set`` overrides of one base configuration (``config/train_paper.yaml`` for the
+paper's numbers):
+
+==============  ================================================================================
+row             what is on
+==============  ================================================================================
+baseline        MLPs everywhere: no PIM, no relational graph, no Discriminator
++instance       the relational instance graph (RRM graph 1)
++PIM            and the Pose-Irrelevant Module
++adversarial    and the Discriminator (adversarial training)
++deformation    and the relational deformation graph (RRM graph 2)
+full            and the relational assignment graph (RRM graph 3): ACR-Pose
+==============  ================================================================================
+
+:func:`run_ablation` trains each row into ``out/<row>/`` (a normal run folder: checkpoints, logs, TensorBoard) and
+writes ``out/<row>/result.json`` with the row's last validation metrics when the run is complete. A row with a
+``result.json`` is not trained again, and an interrupted row resumes from its newest checkpoint, so the whole study
+can be stopped and restarted. :func:`ablation_table` formats the results like the paper's table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from acr_pose_core.evaluation.metrics import SUMMARY_METRICS
+from acr_pose_core.fileio import write_atomically
+from acr_pose_core.training.config import load_train_config
+
+__all__ = ["ROWS", "TABLE_METRICS", "ablation_table", "run_ablation"]
+
+_OFF = {
+    "model.pose_irrelevant": "false",
+    "model.relational_instance": "false",
+    "model.relational_deformation": "false",
+    "model.relational_assignment": "false",
+    "adversarial": "false",
+}
+_ADDED = [  # (row, the switch it turns on), cumulative
+    ("baseline", None),
+    ("+instance", "model.relational_instance"),
+    ("+PIM", "model.pose_irrelevant"),
+    ("+adversarial", "adversarial"),
+    ("+deformation", "model.relational_deformation"),
+    ("full", "model.relational_assignment"),
+]
+
+
+def _rows() -> dict[str, list[str]]:
+    switches, rows = dict(_OFF), {}
+    for name, added in _ADDED:
+        if added is not None:
+            switches[added] = "true"
+        rows[name] = [f"{key}={value}" for key, value in switches.items()]
+    return rows
+
+
+ROWS: dict[str, list[str]] = _rows()
+"""Row name → the ``KEY=VALUE`` overrides that make its configuration, in Table 3's order."""
+
+TABLE_METRICS: tuple[str, ...] = ("IoU50", "IoU75", "5°2cm", "5°5cm", "10°2cm", "10°5cm")
+"""The columns of Table 3 (mean AP over the categories)."""
+
+
+def run_ablation(
+    config: str | os.PathLike,
+    out: str | os.PathLike,
+    overrides: Sequence[str] = (),
+    rows: Iterable[str] | None = None,
+    progress: bool | None = None,
+    max_steps: int | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Train the rows of Table 3 from the base configuration file ``config``; returns ``{row: result}``.
+
+    Args:
+        config: the base training configuration (YAML); it must name validation data, which the table reports on.
+        out: the study's folder; row ``r`` trains into ``out/<r>/``.
+        overrides: ``KEY=VALUE`` settings applied to every row before the row's own switches.
+        rows: the rows to run (default all, in :data:`ROWS` order).
+        progress: show the trainer's progress bars (None: the trainer's default).
+        max_steps: stop each row after this many steps (a smoke test; the row is then not marked complete).
+
+    Each result is ``{"row", "overrides", "step", "metrics"}``, ``metrics`` the last validation pass's mean APs.
+    """
+    from acr_pose_core.training.trainer import Trainer  # torch is imported only when a study runs
+
+    names = list(ROWS) if rows is None else list(rows)
+    unknown = [name for name in names if name not in ROWS]
+    if unknown:
+        raise ValueError(f"unknown ablation rows {unknown}; the rows are {list(ROWS)}")
+    out = Path(out)
+    results: dict[str, dict[str, Any]] = {}
+    for name in names:
+        folder = out / name
+        done = folder / "result.json"
+        if done.is_file():
+            results[name] = json.loads(done.read_text(encoding="utf-8"))
+            continue
+        row_config = load_train_config(config, [*overrides, *ROWS[name]])
+        if not row_config.val:
+            raise ValueError(f"{config}: the ablation reports validation metrics; the configuration names no val data")
+        trainer = Trainer(row_config, folder, resume=True, progress=progress, max_steps=max_steps)
+        run = trainer.run()
+        metrics = run["metrics"] or trainer.validate()  # a run stopped by max_steps has not validated yet
+        result = {"row": name, "overrides": ROWS[name], "step": run["step"], "metrics": metrics}
+        complete = trainer.state.epoch >= row_config.schedule.epochs
+        if trainer.is_main and complete:
+            write_atomically(done, json.dumps(result, indent=2) + "\n")
+        results[name] = result
+    return results
+
+
+def ablation_table(results: Mapping[str, Mapping[str, Any]], metrics: Sequence[str] = TABLE_METRICS) -> str:
+    """A Markdown table of the rows' mean APs in percent, rows in :data:`ROWS` order (missing values blank)."""
+    for metric in metrics:
+        if metric not in SUMMARY_METRICS:
+            raise ValueError(f"unknown metric {metric!r}; known: {list(SUMMARY_METRICS)}")
+    lines = ["| row | " + " | ".join(metrics) + " | steps |", "|---" * (len(metrics) + 2) + "|"]
+    order = [name for name in ROWS if name in results] + [name for name in results if name not in ROWS]
+    for name in order:
+        values = results[name].get("metrics", {})
+        cells = [f"{100 * values[m]:.1f}" if isinstance(values.get(m), (int, float)) else "" for m in metrics]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {results[name].get('step', '')} |")
+    return "\n".join(lines) + "\n"
