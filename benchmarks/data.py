@@ -1,0 +1,94 @@
+"""Benchmark of the training data pipeline (not a test): prints a table and writes JSON.
+
+How fast :class:`~acr_pose_core.data.dataset.PoseDataset` turns NOCS-format frames into training items (paper
+configuration: 1024 points, 192×192 crops, with augmentation), in one process and through a ``DataLoader`` with
+``--workers`` worker processes. Training at the H100 target of 1,000 samples a second needs the loader to keep up:
+the table says how many workers that takes at the measured per-process rate.
+
+Each item reads its whole frame (colour, depth, mask and coordinate PNGs), so the rate is set by PNG decoding.
+
+Usage::
+
+    python benchmarks/data.py [--data DIR] [--items 64] [--workers 2] [--out benchmarks/results/data.json]
+
+Without ``--data`` it renders 16 camera-profile frames into a temporary folder first (about 5 s a core).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from acr_pose_core.data.dataset import DatasetConfig, PoseDataset
+from acr_pose_core.data.priors import load_priors
+
+TARGET_SAMPLES_PER_S = 1000.0
+
+
+def _rate(dataset, items: int, workers: int, batch: int) -> float:
+    """Items per second through a DataLoader (workers = 0: in this process), after one warm-up batch."""
+    loader = DataLoader(dataset, batch_size=batch, num_workers=workers, shuffle=False)
+    it = iter(loader)
+    next(it)
+    start, count = time.perf_counter(), 0
+    for batch_items in it:
+        count += len(batch_items["points"])
+    return count / (time.perf_counter() - start) if count else math.nan
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, help="a split folder of NOCS-format frames (default: render 16 frames)")
+    parser.add_argument("--items", type=int, default=64, help="items to time (default 64)")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/data.json"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.data
+        if root is None:
+            from acr_pose_core.data.generate import GenerateConfig, generate
+
+            frames = GenerateConfig(out=Path(tmp), split="train", frames=16, frames_per_scene=4, seed=0)
+            generate(frames, progress=False)
+            root = Path(tmp) / "train"
+        config = DatasetConfig(augment=True)  # the paper's sizes: 1024 points, 192×192 crops
+        priors = load_priors().resampled(1024).points
+        dataset = PoseDataset(root, priors, config)
+        if len(dataset) == 0:
+            raise SystemExit(f"{root}: no instances")
+        # repeat the instances to have enough items to time (the frames are read again each time, as in training)
+        index = [i % len(dataset) for i in range(args.items + 8)]
+        data = Subset(dataset, index)
+        one = _rate(data, args.items, workers=0, batch=8)
+        many = _rate(data, args.items, workers=args.workers, batch=8) if args.workers > 0 else math.nan
+
+    rows = {
+        "data": str(args.data) if args.data else "16 rendered camera-profile frames",
+        "instances": len(dataset),
+        "items_per_s_one_process": one,
+        "workers": args.workers,
+        "items_per_s_with_workers": many,
+        "workers_for_1000_per_s": math.ceil(TARGET_SAMPLES_PER_S / one),
+    }
+    print(f"PoseDataset, paper sizes (1024 points, 192x192 crops, augmentation), {len(dataset)} instances")
+    print(f"  one process: {one:.1f} items/s ({1e3 / one:.1f} ms an item)")
+    print(f"  DataLoader with {args.workers} workers: {many:.1f} items/s")
+    print(f"  workers needed for {TARGET_SAMPLES_PER_S:.0f} samples/s at this rate: {rows['workers_for_1000_per_s']}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
