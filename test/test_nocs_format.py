@@ -27,6 +27,7 @@ from acr_pose_core.data.nocs_format import (
     frame_instances,
     list_frames,
     mask_bbox,
+    read_coord_at,
     read_frame,
     read_models,
     write_frame,
@@ -151,6 +152,13 @@ def test_write_read_round_trip(tmp_path, depth_encoding):
 
     no_coord = read_frame(prefix, with_coord=False)
     assert no_coord.coord is None
+
+    rows, cols = np.nonzero(fg)
+    picked = read_coord_at(prefix, rows[::3], cols[::3], (H, W))  # only these pixels decoded
+    assert picked.dtype == np.float32
+    np.testing.assert_array_equal(picked, back.coord[rows[::3], cols[::3]])  # bit for bit
+    with pytest.raises(NocsFormatError, match="_coord.png: image is"):
+        read_coord_at(prefix, rows, cols, (H + 1, W))
 
 
 def test_coord_encoding_round_trip_and_corners():

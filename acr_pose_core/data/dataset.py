@@ -492,7 +492,7 @@ class PoseDataset(Dataset):
         ref = self.instances[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
 
-        frame = nocs_format.read_frame(ref.prefix, composed_depth=self.composed_depth)
+        frame = nocs_format.read_frame(ref.prefix, composed_depth=self.composed_depth, with_coord=False)
         labels = [] if frame.label is None else [i for i in frame.label.instances if i.inst_id == ref.inst_id]
         inst = labels[0] if labels else None
         if inst is None or inst.class_id != ref.class_id or inst.model_id != ref.model_id:
@@ -515,7 +515,7 @@ class PoseDataset(Dataset):
         v, u = rows + rmin, cols + cmin
         z = frame.depth[v, u].astype(np.float64) / 1000.0
         points = np.stack([(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z], axis=-1)  # (N, 3)
-        nocs = frame.coord[v, u].astype(np.float64)  # (N, 3)
+        nocs = nocs_format.read_coord_at(ref.prefix, v, u, frame.image_size).astype(np.float64)  # (N, 3)
         if num_valid == 0:
             points[:], nocs[:] = 0.0, 0.0
 

@@ -94,6 +94,7 @@ __all__ = [
     "frame_instances",
     "list_frames",
     "mask_bbox",
+    "read_coord_at",
     "read_frame",
     "read_models",
     "write_frame",
@@ -754,6 +755,25 @@ def read_frame(prefix: Path, composed_depth: Path | None = None, with_coord: boo
         except ValueError as e:
             raise NocsFormatError(f"{label_path}: {e}") from e
     return Frame(color=color, depth=depth, mask=mask, coord=coord, meta=meta, label=label, prefix=prefix)
+
+
+def read_coord_at(prefix: Path, rows: np.ndarray, cols: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """NOCS coordinates ``(N, 3)`` float32 of the pixels ``(rows[n], cols[n])`` of a frame's ``_coord.png``.
+
+    Bit for bit ``read_frame(prefix).coord[rows, cols]`` at foreground pixels (:func:`read_frame` also zeroes the
+    background; this does not read the mask), but only the N pixels are decoded, not the whole map: the training
+    dataset reads a frame with ``with_coord=False`` and then this, which saves it a third of its time.
+
+    Raises:
+        NocsFormatError: the map is missing or unreadable, or is not ``image_size`` ``(H, W)``.
+    """
+    path = _file(Path(prefix), "coord")
+    rgb = _read_color_file(path, "NOCS map")  # (H, W, 3) uint8
+    if rgb.shape[:2] != tuple(image_size):
+        raise NocsFormatError(
+            f"{path}: image is {rgb.shape[1]}×{rgb.shape[0]} px but the frame is {image_size[1]}×{image_size[0]}"
+        )
+    return decode_coord(rgb[rows, cols][None])[0]  # (1, N, 3) decoded -> (N, 3)
 
 
 def _check_frame(frame: Frame) -> tuple[int, int]:
