@@ -17,7 +17,6 @@ Without ``--data`` it renders 16 camera-profile frames into a temporary folder f
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import tempfile
@@ -25,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from _report import write_result  # benchmarks/_report.py (run as python benchmarks/NAME.py)
 from torch.utils.data import DataLoader, Subset
 
 from acr_pose_core.data.dataset import DatasetConfig, PoseDataset
@@ -84,9 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  one process: {one:.1f} items/s ({1e3 / one:.1f} ms an item)")
     print(f"  DataLoader with {args.workers} workers: {many:.1f} items/s")
     print(f"  workers needed for {TARGET_SAMPLES_PER_S:.0f} samples/s at this rate: {rows['workers_for_1000_per_s']}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_result(args.out, rows)
     return 0
 
 

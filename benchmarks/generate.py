@@ -14,10 +14,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import tempfile
 from pathlib import Path
+
+from _report import write_result  # benchmarks/_report.py (run as python benchmarks/NAME.py)
 
 from acr_pose_core.data.generate import GenerateConfig, generate
 from acr_pose_core.data.scene import SceneConfig
@@ -57,10 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['megabytes_per_frame']:>9.2f}"
         )
     print("target: >= 5 frames/s per core")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    result = {"machine": {"platform": platform.platform(), "processor": platform.processor()}, "generate": rows}
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {args.out}")
+    write_result(args.out, {"generate": rows})
     return 0
 
 

@@ -17,13 +17,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _report import write_result  # benchmarks/_report.py (run as python benchmarks/NAME.py)
 
 from acr_pose_core.evaluation import evaluate_frames, make_example_frames
 from acr_pose_core.geometry import random_rotations, ransac_umeyama
@@ -138,13 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     print("target: < 20 s for 2,750 frames x 6 objects")
 
     result = {
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__},
         "ransac": ransac,
         "evaluation": evaluation,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {args.out}")
+    write_result(args.out, result)
     return 0
 
 
