@@ -158,7 +158,9 @@ def test_fine_tuning_starts_from_the_checkpoint_with_a_fresh_discriminator_and_m
     trained_d, fresh_d = base.discriminator.state_dict(), tuned.discriminator.state_dict()
     assert not any(torch.equal(trained_d[k], fresh_d[k]) for k in trained_d if k.endswith("weight"))
     kept_config = tiny(data, "val=[]", f"init_from={tmp_path / 'base' / 'checkpoints'}", "reinit_discriminator=false")
+    rng = torch.get_rng_state()
     kept = Trainer(kept_config, tmp_path / "kept")
+    assert torch.equal(torch.get_rng_state(), rng)  # weights come from the config's seed, not the caller's RNG
     for name, p in kept.discriminator.state_dict().items():
         assert torch.equal(p, trained_d[name]), name  # without reinit_discriminator it is loaded too
     tuned.sampler.set_epoch(0)

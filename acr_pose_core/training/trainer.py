@@ -139,7 +139,6 @@ class Trainer:
         self.progress = progress
         self.amp = config.amp and self.device.type == "cuda"
 
-        torch.manual_seed(config.seed)  # the training process owns the global RNG: weights, then nothing else
         priors = load_priors(config.priors).resampled(config.model.prior_points).points
         sources = [_dataset(s, priors, config, augment=config.dataset.augment) for s in config.train]
         if config.cache_items:
@@ -150,8 +149,10 @@ class Trainer:
         self.sampler.per_replica = -(-self.sampler.num_samples // self.world)
         self.val_data = [_dataset(s, priors, config, augment=False) for s in config.val]
 
-        self.reconstructor = Reconstructor(config.model).to(self.device)
-        self.discriminator = Discriminator(config.discriminator).to(self.device)
+        with torch.random.fork_rng(devices=[]):  # initial weights from config.seed; the caller's RNG untouched
+            torch.manual_seed(config.seed)
+            self.reconstructor = Reconstructor(config.model).to(self.device)
+            self.discriminator = Discriminator(config.discriminator).to(self.device)
         if config.init_from is not None:
             load_module_weights(Path(config.init_from), self.reconstructor, "reconstructor")
             if not config.reinit_discriminator:
