@@ -95,6 +95,8 @@ def test_two_gloo_processes_train(data, tmp_path):
 def test_training_needs_data(tmp_path):
     with pytest.raises(ValueError, match="no training data"):
         Trainer(load_train_config(TINY, ["train=[]"]), tmp_path)
+    with pytest.raises(FileNotFoundError, match="nowhere/train not found; render one with 'acr-pose generate"):
+        Trainer(load_train_config(TINY, [f"train=[{{root: {tmp_path / 'nowhere' / 'train'}}}]"]), tmp_path)
 
 
 def test_a_handful_of_instances_can_be_overfitted_to_5_degrees_2_cm(tmp_path):

@@ -101,6 +101,12 @@ def _select_device(name: str) -> torch.device:
 
 
 def _dataset(source: DataSourceConfig, priors: np.ndarray, config: TrainConfig, augment: bool) -> PoseDataset:
+    root = Path(source.root)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"data folder {root} not found; render one with 'acr-pose generate --split {root.name} --out "
+            f"{root.parent}' or point the configuration's train/val roots at a NOCS-format split (--set 'train=[...]')"
+        )
     return PoseDataset(
         Path(source.root),
         priors,
