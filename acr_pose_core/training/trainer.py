@@ -8,7 +8,8 @@ batch against the (detached) reconstructions. Adam for both, their rates scaled 
   the process group comes from its environment (NCCL on GPUs, gloo on CPUs), models are wrapped in
   ``DistributedDataParallel`` and each process reads its share of every epoch's draw. Rank 0 logs and saves.
 - Data: training sources are mixed by their weights (:class:`~acr_pose_core.data.dataset.RatioSampler`); each epoch
-  draws ``samples_per_epoch`` items; items with fewer than 3 valid points are dropped from their batch.
+  draws ``samples_per_epoch`` items; items with fewer than 3 valid points are dropped from their batch (a batch left
+  empty on any rank is skipped on every rank, so distributed ranks stay in step).
 - Checkpoints (:mod:`~acr_pose_core.training.checkpoint`): safetensors + JSON, at the end of every epoch and every
   ``checkpoint_every`` steps; ``resume`` continues from the newest complete one with the optimisers, schedulers,
   RNG state and position in the epoch's draw restored, so the losses continue exactly.
@@ -210,6 +211,14 @@ class Trainer:
         keep = batch["valid_points"] >= 3  # an instance without depth cannot be reconstructed
         return {k: v[keep].to(self.device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
 
+    def _every_rank_has_items(self, count: int) -> bool:
+        """Whether this batch has items on every rank (one all-reduce when distributed; else ``count > 0``)."""
+        if self.world == 1:
+            return count > 0
+        empty = torch.tensor([int(count == 0)], device=self.device)
+        dist.all_reduce(empty, op=dist.ReduceOp.MAX)
+        return not bool(empty.item())
+
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One alternating update on a device batch; returns the loss terms."""
         w, cfg = self.config.losses, self.config
@@ -362,8 +371,8 @@ class Trainer:
             bar = tqdm(loader, desc=f"epoch {state.epoch + 1}/{cfg.schedule.epochs}", unit="batch", disable=disable)
             for raw in bar:
                 batch = self._batch(raw)
-                if len(batch["points"]) == 0:
-                    continue
+                if not self._every_rank_has_items(len(batch["points"])):
+                    continue  # all ranks skip together: DistributedDataParallel needs the same steps everywhere
                 last = self.train_step(batch)
                 history.append(last)
                 state.step += 1
