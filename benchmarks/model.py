@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         f"with RANSAC-Umeyama {rows['inference_6_objects_with_ransac_ms']:.1f} ms   (H100 target < 5 ms)"
     )
     print(
-        f"  training, batch {args.batch}: {step_seconds:.2f} s per step, "
+        f"  training, batch {args.batch} ({chunks} micro-batches of {micro}): {step_seconds:.2f} s per step, "
         f"{rows['train_samples_per_s']:.1f} samples/s   (H100 target >= 1000)"
     )
     print(f"  peak memory: {peak:.2f} GiB")
