@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from acr_pose_core.models.config import ReconstructorConfig
 from acr_pose_core.models.deformation import CategoryLinear
@@ -19,7 +20,7 @@ from acr_pose_core.models.losses import (
     generator_loss,
 )
 from acr_pose_core.models.reconstructor import Reconstructor
-from acr_pose_core.models.rrm import knn_indices
+from acr_pose_core.models.rrm import init_linear, knn_indices, pointwise_mlp
 
 TABLE_3 = {  # the paper's ablation rows (adversarial training is a trainer switch)
     "baseline": dict(pose_irrelevant=False, relational_instance=False, relational_deformation=False,
@@ -69,6 +70,28 @@ def test_shapes_and_invariants_of_the_output():
     lo, hi = out.deformed_prior.amin(1, keepdim=True), out.deformed_prior.amax(1, keepdim=True)
     assert ((out.nocs >= lo - 1e-6) & (out.nocs <= hi + 1e-6)).all()
     assert out.size.shape == (B, 3)
+
+
+def test_he_initialisation_keeps_the_feature_scale_through_a_deep_mlp():
+    torch.manual_seed(0)  # tests only: parameter initialisation
+    x = torch.randn(4, 256, 64)  # root mean square 1
+    he = pointwise_mlp([64] * 11)  # ten Linear + LeakyReLU layers
+    default = nn.Sequential(*[m for _ in range(10) for m in (nn.Linear(64, 64), nn.LeakyReLU(0.2))])
+    rms = lambda t: float(t.pow(2).mean().sqrt())  # noqa: E731
+    assert 0.5 < rms(he(x)) < 2.0, rms(he(x))
+    assert rms(default(x)) < 0.1  # PyTorch's default initialisation: about ×0.75 a layer
+    final = init_linear(nn.Linear(512, 8), activation=False)
+    assert abs(float(final.weight.std()) * math.sqrt(512) - 1) < 0.1 and not final.bias.any()
+
+
+def test_assignment_starts_neither_uniform_nor_saturated():
+    """At initialisation the assignment logits spread by about 1 over the prior points (paper widths, small crops)."""
+    config = ReconstructorConfig(image_size=32)
+    out = make(config)(**batch(config, B=2))
+    spread = float(out.assignment_logits.std(-1).mean())
+    assert 0.5 < spread < 3.0, spread
+    top = out.assignment.amax(-1)  # (B, N) the largest weight of each row; uniform would be 1/M
+    assert float(top.mean()) > 5 / config.prior_points and float(top.max()) < 0.5
 
 
 def test_paper_configuration_builds_with_the_paper_sizes():
@@ -149,7 +172,8 @@ def test_bf16_autocast_keeps_the_outputs_in_float32_and_trains():
     for name in ("nocs", "assignment", "assignment_logits", "deformation", "deformed_prior"):
         assert getattr(out, name).dtype == torch.float32, name
     torch.testing.assert_close(out.assignment.sum(-1), torch.ones(3, config.num_points), atol=1e-6, rtol=0)
-    assert (out.nocs - reference.nocs).abs().max() < 1e-2
+    # bf16 keeps 8 significant bits (0.4 %) of logits that spread by about 1: a few per cent of the prior's extent
+    assert (out.nocs - reference.nocs).abs().max() < 0.03 * reference.deformed_prior.abs().max()
     out.nocs.square().sum().backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name

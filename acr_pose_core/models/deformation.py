@@ -16,7 +16,9 @@ import torch
 from torch import nn
 
 from acr_pose_core.models.config import ReconstructorConfig
-from acr_pose_core.models.rrm import pointwise_mlp
+from acr_pose_core.models.rrm import init_linear, pointwise_mlp
+
+LOGIT_GAIN = 4.0  # scale of the assignment logits at initialisation (AssignmentHead)
 
 __all__ = ["AssignmentHead", "CategoryLinear", "DeformationHead", "PriorEncoder", "reconstruct_nocs"]
 
@@ -79,13 +81,23 @@ class DeformationHead(nn.Module):
 
 
 class AssignmentHead(nn.Module):
-    """``f_a (B, N, C)`` → assignment logits ``(B, N, M)`` (category-specific output layer)."""
+    """``f_a (B, N, C)`` → assignment logits ``(B, N, M)`` (category-specific output layer).
+
+    The output layer is initialised ``N(0, (LOGIT_GAIN / √fan_in)²)``: the features reaching it have a root mean
+    square of about 0.35 (the inputs' own scale, kept by the He-initialised layers before it), so a plain
+    ``1/√fan_in`` starts the logits with a spread of 0.35 over the prior points and the rows nearly uniform. With
+    gain 4 the spread starts near 1.4 (paper configuration; 0.9 tiny), rows neither uniform nor saturated. Measured
+    overfitting two objects (tiny model, 400 full-batch steps, two seeds): correspondence loss 0.040 / 0.017 with
+    gain 1, 0.033 / 0.015 with gain 2, 0.019 / 0.016 with gain 4.
+    """
 
     def __init__(self, config: ReconstructorConfig) -> None:
         super().__init__()
         C, self.groups = config.channels, config.num_categories
         self.mlp = pointwise_mlp([C, 2 * C, 4 * C])
-        self.out = CategoryLinear(4 * C, config.prior_points, self.groups)
+        self.out = init_linear(CategoryLinear(4 * C, config.prior_points, self.groups), activation=False)
+        with torch.no_grad():
+            self.out.weight.mul_(LOGIT_GAIN)
 
     def forward(self, f_a: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
         return self.out(self.mlp(f_a), category)  # (B, N, C) -> (B, N, M)

@@ -14,9 +14,24 @@ an MLP h maps every edge to ``h(x_i, x_j − x_i)`` and a max over the K edges g
 Each graph has an ablation switch in :class:`~acr_pose_core.models.config.ReconstructorConfig`; off, a per-point
 MLP of the same widths takes the EdgeConv's place (the paper's Table 3 baseline). No normalisation layers: items of
 a batch stay independent and training and evaluation compute the same function.
+
+Initialisation (:func:`init_linear`): without normalisation layers the scale of the features at initialisation is set
+by the weights alone. PyTorch's default ``nn.Linear`` initialisation (uniform, bound ``1/√fan_in``) shrinks the
+root-mean-square of a LeakyReLU MLP's features by about √3 a layer; through the dozen layers between the point
+features and the assignment logits that left the logits with a spread of 0.04 (paper configuration), so every
+assignment row started uniform and every reconstructed point at the prior's centroid. Adam then grew the weights
+until the logits were saturated (spread ≈ 45 after 1,200 steps overfitting two objects with the tiny model), and a
+saturated softmax hardly moves a point assigned to the wrong prior point: the correspondence loss stalled at 0.047,
+many points of an object sharing one wrong prediction. Here every layer is He-initialised,
+``W ~ N(0, 2 / ((1 + 0.2²) fan_in))`` when a LeakyReLU(0.2) follows and ``N(0, 1/fan_in)`` for a final linear layer,
+zero biases, so the features keep the inputs' scale (root mean square 0.3–0.6 at every stage); the assignment head
+scales its output layer up (:class:`~acr_pose_core.models.deformation.AssignmentHead`). The same overfit then
+reaches a correspondence loss of 0.016–0.019 in 400 steps.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -24,16 +39,36 @@ from torch import nn
 from acr_pose_core.models.config import ReconstructorConfig
 from acr_pose_core.models.precision import full_precision, full_precision_region
 
-__all__ = ["EdgeConv", "RelationalReconstruction", "knn_indices", "pointwise_mlp"]
+__all__ = ["EdgeConv", "RelationalReconstruction", "init_linear", "knn_indices", "pointwise_mlp"]
+
+NEGATIVE_SLOPE = 0.2  # of every LeakyReLU here
+
+
+def init_linear(layer: nn.Linear, activation: bool = True, fan_in: int | None = None) -> nn.Linear:
+    """He initialisation of ``layer`` in place (see the module docstring); returns it.
+
+    ``W ~ N(0, gain² / fan_in)`` with ``gain² = 2 / (1 + 0.2²)`` when a LeakyReLU(0.2) follows, 1 when nothing does;
+    the bias is zeroed. ``fan_in`` defaults to the layer's input width.
+    """
+    gain = nn.init.calculate_gain("leaky_relu", NEGATIVE_SLOPE) if activation else 1.0
+    with torch.no_grad():
+        layer.weight.normal_(0.0, gain / math.sqrt(fan_in or layer.in_features))
+        if layer.bias is not None:
+            layer.bias.zero_()
+    return layer
 
 
 def pointwise_mlp(widths: list[int], final_activation: bool = True) -> nn.Sequential:
-    """Shared per-point MLP on ``(B, L, C)`` inputs: Linear layers with LeakyReLU(0.2) between (and after)."""
+    """Shared per-point MLP on ``(B, L, C)`` inputs: Linear layers with LeakyReLU(0.2) between (and after).
+
+    He-initialised (:func:`init_linear`), so the features keep their scale through the layers.
+    """
     layers: list[nn.Module] = []
     for k, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-        layers.append(nn.Linear(c_in, c_out))
-        if final_activation or k < len(widths) - 2:
-            layers.append(nn.LeakyReLU(0.2))
+        activation = final_activation or k < len(widths) - 2
+        layers.append(init_linear(nn.Linear(c_in, c_out), activation))
+        if activation:
+            layers.append(nn.LeakyReLU(NEGATIVE_SLOPE))
     return nn.Sequential(*layers)
 
 
@@ -54,16 +89,21 @@ class EdgeConv(nn.Module):
     """``(B, L, C_in) → (B, L, C_out)``: ``max_j h([x_i, x_j − x_i])`` over each node's k-NN graph edges.
 
     h is a two-layer MLP. Its first layer is linear in the edge, ``W [x_i; x_j − x_i] = (W_a − W_b) x_i + W_b x_j``,
-    so it is applied per node and gathered per edge: the (B, L, K, 2C) edge tensor is never built.
+    so it is applied per node and gathered per edge: the (B, L, K, 2C) edge tensor is never built. At initialisation
+    W_a and W_b are drawn as one He-initialised layer of fan-in 2·C_in (:func:`init_linear`).
     """
 
     def __init__(self, c_in: int, c_out: int, k: int) -> None:
         super().__init__()
         self.k = k
         self.centre = nn.Linear(c_in, c_out)  # W_a − W_b (and the bias)
-        self.neighbour = nn.Linear(c_in, c_out, bias=False)  # W_b
-        self.second = nn.Linear(c_out, c_out)
-        self.act = nn.LeakyReLU(0.2)
+        self.neighbour = init_linear(nn.Linear(c_in, c_out, bias=False), fan_in=2 * c_in)  # W_b
+        w_a = init_linear(nn.Linear(c_in, c_out), fan_in=2 * c_in)
+        with torch.no_grad():
+            self.centre.weight.copy_(w_a.weight - self.neighbour.weight)
+            self.centre.bias.zero_()
+        self.second = init_linear(nn.Linear(c_out, c_out))
+        self.act = nn.LeakyReLU(NEGATIVE_SLOPE)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, L, _ = x.shape
