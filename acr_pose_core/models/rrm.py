@@ -17,16 +17,16 @@ a batch stay independent and training and evaluation compute the same function.
 
 Initialisation (:func:`init_linear`): without normalisation layers the scale of the features at initialisation is set
 by the weights alone. PyTorch's default ``nn.Linear`` initialisation (uniform, bound ``1/√fan_in``) shrinks the
-root-mean-square of a LeakyReLU MLP's features by about √3 a layer; through the dozen layers between the point
-features and the assignment logits that left the logits with a spread of 0.04 (paper configuration), so every
-assignment row started uniform and every reconstructed point at the prior's centroid. Adam then grew the weights
-until the logits were saturated (spread ≈ 45 after 1,200 steps overfitting two objects with the tiny model), and a
-saturated softmax hardly moves a point assigned to the wrong prior point: the correspondence loss stalled at 0.047,
-many points of an object sharing one wrong prediction. Here every layer is He-initialised,
-``W ~ N(0, 2 / ((1 + 0.2²) fan_in))`` when a LeakyReLU(0.2) follows and ``N(0, 1/fan_in)`` for a final linear layer,
-zero biases, so the features keep the inputs' scale (root mean square 0.3–0.6 at every stage); the assignment head
-scales its output layer up (:class:`~acr_pose_core.models.deformation.AssignmentHead`). The same overfit then
-reaches a correspondence loss of 0.016–0.019 in 400 steps.
+root-mean-square of a LeakyReLU MLP's features by about a quarter a layer (×0.75 a layer, measured over ten);
+through the dozen layers between the point features and the assignment logits that left the logits with a spread
+of 0.04 (paper configuration), so every assignment row started uniform and every reconstructed point at the prior's
+centroid. Adam then grew the weights until the logits were saturated (spread ≈ 45 after 1,200 steps overfitting two
+objects with the tiny model), and a saturated softmax hardly moves a point assigned to the wrong prior point: the
+correspondence loss stalled at 0.047, many points of an object sharing one wrong prediction. Here every layer is
+He-initialised, ``W ~ N(0, 2 / ((1 + 0.2²) fan_in))`` when a LeakyReLU(0.2) follows and ``N(0, 1/fan_in)`` for a
+final linear layer, zero biases, so the features keep the inputs' scale (root mean square 0.3–0.6 at every
+stage); the assignment head scales its output layer up (:class:`~acr_pose_core.models.deformation.AssignmentHead`).
+The same overfit then reaches a correspondence loss of 0.016–0.019 in 400 steps.
 """
 
 from __future__ import annotations
