@@ -27,6 +27,19 @@ He-initialised, ``W ~ N(0, 2 / ((1 + 0.2²) fan_in))`` when a LeakyReLU(0.2) fol
 final linear layer, zero biases, so the features keep the inputs' scale (root mean square 0.3–0.6 at every
 stage); the assignment head scales its output layer up (:class:`~acr_pose_core.models.deformation.AssignmentHead`).
 The same overfit then reaches a correspondence loss of 0.016–0.019 in 400 steps.
+
+Ranking neighbours (:func:`knn_indices`): by squared Euclidean distance in feature space, ``|a|² + |b|² − 2 a·b``
+from one batched matrix product per graph, on features centred on each item's mean. This is the GPU's fast path
+(the PIM's exact direct distances cost 62 % of a 6-object forward on an H200); centring changes no distance and
+shrinks ``|a|²``, and with it the cancellation error, which is about ``ε |a|²`` (ε = 1.2e-7 in float32). What this
+means for reproducibility: a hard k-NN over learned, continuous features meets near-ties, two candidates for a
+node's K-th neighbour whose distances differ by less than the rounding. They rank either way, and which way can
+depend on things outside the item: its batch (the layers before reassociate float32 sums differently for a batch of
+4 than for one item, about 1e-7), the number of threads, or the kernel a machine's math library picks. A flipped
+neighbour moves that node's output by an amount unrelated to the rounding (3e-3 was seen). Exact ranks would not
+remove this, since the inputs themselves differ at 1e-7. So claims of sameness (an item alone equals the item in a
+batch; a resumed run continues with the same losses) hold exactly in float64, where the differences are near 1e-16
+and a tie that close does not occur in practice, and are tested there; in float32 they hold up to such flips.
 """
 
 from __future__ import annotations
@@ -75,11 +88,14 @@ def pointwise_mlp(widths: list[int], final_activation: bool = True) -> nn.Sequen
 def knn_indices(features: torch.Tensor, k: int) -> torch.Tensor:
     """``(B, L, k)`` indices of each node's k nearest nodes in feature space (itself included, at distance 0).
 
-    ``idx[b, i, r] = j`` means node j is the r-th nearest to node i. Distances are computed in float32 (or
-    float64) even under autocast: bf16's 8-bit mantissa would tie most ranks.
+    ``idx[b, i, r] = j`` means node j is the r-th nearest to node i. How the graphs rank (see "Ranking neighbours" in
+    the module docstring): squared distances ``|a|² + |b|² − 2 a·b`` from one batched matrix product, on features
+    centred on each item's mean (distances unchanged, cancellation smaller), in float32 (float64 for float64
+    features) even under autocast, where bf16's 8-bit mantissa would tie most ranks.
     """
     with torch.no_grad(), full_precision_region(features):
         features = full_precision(features)
+        features = features - features.mean(dim=1, keepdim=True)  # (B, L, C) per item: no distance changes
         sq = features.pow(2).sum(-1)  # (B, L)
         dist = sq[:, :, None] + sq[:, None, :] - 2 * features @ features.transpose(1, 2)  # (B, L, L)
         return dist.topk(k, dim=-1, largest=False).indices

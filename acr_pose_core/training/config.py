@@ -84,7 +84,8 @@ class TrainConfig:
     num_workers: int = 2
     cache_items: bool = False  # keep decoded items in memory (small sets without augmentation: overfitting, tests)
     device: str = "auto"  # auto: cuda when available
-    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU and with dtype float64)
+    dtype: str = "float32"  # of weights and data; float64 where float32 rounding must not matter (exactness tests)
     seed: int = 0
     checkpoint_every: int = 0  # steps between extra checkpoints (0: none); epochs end with one, see below
     checkpoint_every_epochs: int = 1  # epochs between end-of-epoch checkpoints (the last epoch always saves)
@@ -94,6 +95,8 @@ class TrainConfig:
     log_every: int = 10  # steps between log lines
 
     def __post_init__(self) -> None:
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if self.checkpoint_every_epochs < 1:
             raise ValueError("checkpoint_every_epochs must be positive")
         if self.batch_size < 1 or self.num_workers < 0 or self.val_every < 1 or self.log_every < 1:

@@ -50,6 +50,7 @@ from acr_pose_core.models.losses import (
     generator_loss,
     reconstruction_losses,
 )
+from acr_pose_core.models.precision import full_precision
 from acr_pose_core.models.reconstructor import Reconstructor
 from acr_pose_core.training.checkpoint import (
     TrainingState,
@@ -144,7 +145,8 @@ class Trainer:
             torch.cuda.set_device(self.device)
         self.is_main = self.rank == 0
         self.progress = progress
-        self.amp = config.amp and self.device.type == "cuda"
+        self.dtype = getattr(torch, config.dtype)
+        self.amp = config.amp and self.device.type == "cuda" and self.dtype == torch.float32
 
         priors = load_priors(config.priors).resampled(config.model.prior_points).points
         sources = [_dataset(s, priors, config, augment=config.dataset.augment) for s in config.train]
@@ -158,8 +160,8 @@ class Trainer:
 
         with torch.random.fork_rng(devices=[]):  # initial weights from config.seed; the caller's RNG untouched
             torch.manual_seed(config.seed)
-            self.reconstructor = Reconstructor(config.model).to(self.device)
-            self.discriminator = Discriminator(config.discriminator).to(self.device)
+            self.reconstructor = Reconstructor(config.model).to(self.device, self.dtype)
+            self.discriminator = Discriminator(config.discriminator).to(self.device, self.dtype)
         if config.init_from is not None:
             load_module_weights(Path(config.init_from), self.reconstructor, "reconstructor")
             if not config.reinit_discriminator:
@@ -209,7 +211,11 @@ class Trainer:
 
     def _batch(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         keep = batch["valid_points"] >= 3  # an instance without depth cannot be reconstructed
-        return {k: v[keep].to(self.device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        return {
+            k: v[keep].to(self.device, self.dtype if v.is_floating_point() else None, non_blocking=True)
+            for k, v in batch.items()
+            if isinstance(v, torch.Tensor)
+        }
 
     def _every_rank_has_items(self, count: int) -> bool:
         """Whether this batch has items on every rank (one all-reduce when distributed; else ``count > 0``)."""
@@ -225,10 +231,10 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             out = self.recon_train(*(batch[k] for k in _MODEL_KEYS))
             terms = reconstruction_losses(
-                out.nocs.float(),
-                out.deformed_prior.float(),
-                out.assignment.float(),
-                out.deformation.float(),
+                full_precision(out.nocs),
+                full_precision(out.deformed_prior),
+                full_precision(out.assignment),
+                full_precision(out.deformation),
                 batch["nocs"],
                 batch["model"],
                 w,
@@ -236,7 +242,7 @@ class Trainer:
             total = terms.pop("total")
             if cfg.adversarial:
                 # through the bare Discriminator: its gradients here are discarded, only the Reconstructor learns
-                terms["generator"] = generator_loss(self.discriminator(out.nocs.float()))
+                terms["generator"] = generator_loss(self.discriminator(full_precision(out.nocs)))
                 total = total + w.generator * terms["generator"]
         self.opt_r.zero_grad(set_to_none=True)
         total.backward()
@@ -244,8 +250,8 @@ class Trainer:
         if cfg.adversarial:
             n = len(batch["nocs"])
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                judged = self.disc_train(torch.cat([batch["nocs"], out.nocs.detach().float()]))  # one forward
-                terms["discriminator"] = discriminator_loss(judged[:n].float(), judged[n:].float())
+                judged = self.disc_train(torch.cat([batch["nocs"], full_precision(out.nocs.detach())]))  # one forward
+                terms["discriminator"] = discriminator_loss(full_precision(judged[:n]), full_precision(judged[n:]))
             self.opt_d.zero_grad(set_to_none=True)
             (w.discriminator * terms["discriminator"]).backward()
             self.opt_d.step()
@@ -278,9 +284,9 @@ class Trainer:
                 ]
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                     out = self.reconstructor(*(batch[k2] for k2 in _MODEL_KEYS))
-                nocs = out.nocs.float()
+                nocs = full_precision(out.nocs)
                 losses["correspondence"].append(float(correspondence_loss(nocs, batch["nocs"])))
-                losses["chamfer"].append(float(chamfer_loss(out.deformed_prior.float(), batch["model"])))
+                losses["chamfer"].append(float(chamfer_loss(full_precision(out.deformed_prior), batch["model"])))
                 N = nocs.shape[1]
                 mask = torch.arange(N, device=nocs.device)[None] < batch["valid_points"][:, None]
                 fit = ransac_umeyama(nocs.double(), batch["points"].double(), mask, seed=0)
