@@ -1,18 +1,42 @@
-"""Atomic file writes, shared by every writer of the package (results, frames, priors, reports, run records).
+"""Atomic file writes and strict JSON, shared by every writer of the package (results, frames, priors, reports, run
+records).
 
 A file is written to a new temporary name in its own directory and renamed over the destination, so a reader
 never sees half a file and an interrupted writer leaves the old file (or none). The temporary file is opened with
 mode ``x`` rather than by ``tempfile.mkstemp``, whose files are readable by their owner only: the result gets the
 permissions of any file the process creates.
+
+JSON is written strictly (:func:`json_text`): NaN and infinities, which Python's ``json`` would write as the bare
+tokens ``NaN`` and ``Infinity`` that no other JSON reader accepts, become ``null``.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
-__all__ = ["write_atomically"]
+__all__ = ["finite_or_none", "json_text", "write_atomically"]
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, ±inf) inside dicts, lists and tuples replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def json_text(value: Any, **dumps_options: Any) -> str:
+    """Strict JSON of ``value``: non-finite floats written as ``null`` (see :func:`finite_or_none`); other options
+    (``indent``, ``default``, ...) as for :func:`json.dumps`."""
+    return json.dumps(finite_or_none(value), allow_nan=False, **dumps_options)
 
 
 def write_atomically(path: str | os.PathLike, data: bytes | str) -> Path:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import platform
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from acr_pose_core.fileio import json_text
 
 
 def machine() -> dict[str, Any]:
@@ -26,5 +27,5 @@ def machine() -> dict[str, Any]:
 def write_result(path: Path, result: dict[str, Any]) -> None:
     """Write ``result`` (plus ``machine``, unless it has one) as indented JSON to ``path`` and say so."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"machine": machine(), **result}, indent=2) + "\n", encoding="utf-8")
+    path.write_text(json_text({"machine": machine(), **result}, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {path}")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import re
+import stat
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_same, assert_states_equal
 from safetensors import safe_open
 from torch import nn
 
@@ -93,33 +96,6 @@ def trained(tmp_path, steps: int = 4, **save_kwargs) -> tuple[TrainingState, obj
     state.rng = {"torch": torch.get_rng_state()}
     path = save_checkpoint(tmp_path, state, {"lr": 1e-2, "size": [1, 2]}, {"git_commit": "abc"}, **save_kwargs)
     return state, path
-
-
-def assert_same(a, b, where: str = "") -> None:
-    """Equal values of equal types, tensors bit for bit (so a tuple that came back as a list fails)."""
-    assert type(a) is type(b), f"{where}: {type(a)} vs {type(b)}"
-    if isinstance(a, torch.Tensor):
-        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), f"{where}: {sorted(map(str, a))} vs {sorted(map(str, b))}"
-        for key in a:
-            assert_same(a[key], b[key], f"{where}[{key!r}]")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} vs {b!r}"
-
-
-def assert_states_equal(a: TrainingState, b: TrainingState) -> None:
-    assert (a.step, a.epoch, a.step_in_epoch) == (b.step, b.epoch, b.step_in_epoch)
-    for kind in ("modules", "optimisers", "schedulers"):
-        objects_a, objects_b = getattr(a, kind), getattr(b, kind)
-        assert objects_a.keys() == objects_b.keys()
-        for name in objects_a:
-            assert_same(objects_a[name].state_dict(), objects_b[name].state_dict(), f"{kind}[{name!r}]")
-    assert_same(a.rng, b.rng, "rng")
 
 
 @pytest.fixture(autouse=True)
@@ -404,3 +380,12 @@ def test_git_commit(tmp_path):
         assert commit is not None and re.fullmatch(r"[0-9a-f]{40}(-dirty)?", commit), commit
     assert git_commit(repo=tmp_path) is None
     assert git_commit(repo=tmp_path / "missing") is None
+
+
+def test_both_files_get_the_permissions_of_any_new_file(tmp_path):
+    """safetensors' own writer makes its files 0600; a checkpoint's two files are as readable as the run's logs."""
+    _, path = trained(tmp_path)
+    umask = os.umask(0)
+    os.umask(umask)
+    for file in (path, path.with_suffix(".safetensors")):
+        assert stat.S_IMODE(file.stat().st_mode) == 0o666 & ~umask, file.name

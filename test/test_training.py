@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import assert_states_equal, strict_json, strict_json_files
 
 from acr_pose_core.data.generate import GenerateConfig, generate
 from acr_pose_core.data.scene import SceneConfig
@@ -76,19 +77,7 @@ def test_resume_restores_the_state_exactly_and_continues_with_the_same_losses(da
     assert first["step"] == 6
     resumed = Trainer(config, tmp_path / "split", resume=True, progress=False)
     assert resumed.state.step == 6 and resumed.state.step_in_epoch == 2 and resumed.resumed_from is not None
-    for name, module in interrupted.state.modules.items():
-        restored = resumed.state.modules[name].state_dict()
-        for key, value in module.state_dict().items():
-            assert restored[key].dtype == value.dtype and torch.equal(restored[key], value), (name, key)
-    for name, optimiser in interrupted.state.optimisers.items():
-        before, after = optimiser.state_dict(), resumed.state.optimisers[name].state_dict()
-        assert before["param_groups"] == after["param_groups"], name
-        assert before["state"].keys() == after["state"].keys(), name
-        for index, entries in before["state"].items():
-            for key, value in entries.items():
-                assert torch.equal(after["state"][index][key], value), (name, index, key)
-    for name, scheduler in interrupted.state.schedulers.items():
-        assert scheduler.state_dict() == resumed.state.schedulers[name].state_dict(), name
+    assert_states_equal(interrupted.state, resumed.state)  # modules, optimisers, schedulers, RNG: bit for bit
     assert torch.equal(torch.get_rng_state(), interrupted.state.rng["torch"])
     rest = resumed.run()
     expected = [h["total"] for h in whole["history"][6:]]
@@ -96,6 +85,23 @@ def test_resume_restores_the_state_exactly_and_continues_with_the_same_losses(da
     assert len(got) == 2
     np.testing.assert_allclose(got, expected, rtol=1e-9)
     np.testing.assert_allclose([h["total"] for h in first["history"]], [h["total"] for h in whole["history"][:6]])
+
+
+def test_every_json_a_run_writes_is_strict_with_nan_as_null(data, tmp_path):
+    """Validation metrics are NaN where nothing matched; log.jsonl, config.json and the checkpoint's JSON must still
+    be JSON that strict readers (browsers, jq) accept: null, never a bare NaN."""
+    trainer = Trainer(tiny(data, "val=[]", "samples_per_epoch=16"), tmp_path / "run", progress=False, max_steps=1)
+    trainer.metrics = {"5°2cm": float("nan"), "IoU50": 0.5}
+    trainer._log({"step": 0, "epoch": 0, "5°2cm": float("nan"), "chamfer": float("inf")})
+    trainer.run()  # its checkpoint records trainer.metrics
+    files = strict_json_files(tmp_path / "run")
+    names = sorted(path.name for path in files)
+    assert names == ["config.json", "log.jsonl", "step_000000001.json"], names
+    assert files[tmp_path / "run" / "log.jsonl"][0] == {"step": 0, "epoch": 0, "5°2cm": None, "chamfer": None}
+    checkpoint = files[tmp_path / "run" / "checkpoints" / "step_000000001.json"]
+    assert checkpoint["metadata"]["metrics"] == {"5°2cm": None, "IoU50": 0.5}
+    with pytest.raises(ValueError, match="NaN is not JSON"):
+        strict_json('{"a": NaN}')  # the checker itself refuses what Python's json writes by default
 
 
 def test_two_gloo_processes_train(data, tmp_path):
@@ -243,7 +249,8 @@ def test_acr_pose_ablation_trains_rows_writes_the_table_and_keeps_finished_rows(
     ours, paper = table.split("The paper's Table 3")
     assert "| baseline |" in ours and "| full |" in ours and "+PIM" not in ours
     assert "| +PIM | 93.4 | 88.9 | 65.5 | 69.2 | 79.7 | 85.2 |" in paper
-    results = json.loads((out / "table3.json").read_text())
+    results = strict_json((out / "table3.json").read_text())
+    strict_json_files(out)  # every row's result.json, config.json, log and checkpoints too
     assert results["baseline"]["step"] == 2 and 0.0 <= results["full"]["metrics"]["IoU25"] <= 1.0
     baseline = json.loads(latest_checkpoint(out / "baseline" / "checkpoints").read_text())["config"]
     assert baseline["model"]["pose_irrelevant"] is False and baseline["adversarial"] is False

@@ -14,7 +14,6 @@ switches on: :mod:`acr_pose_core.training.ablation`.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 __all__ = ["HELP", "add_arguments", "run"]
@@ -35,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the study; print and write the table."""
-    from acr_pose_core.fileio import write_atomically
+    from acr_pose_core.fileio import json_text, write_atomically
     from acr_pose_core.training.ablation import ablation_table, paper_results, run_ablation
 
     if not args.config.is_file():
@@ -49,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         f"The paper's Table 3 (NOCS-CAMERA val, legacy 3D IoU, 50 epochs at batch 96):\n\n{paper}"
     )
     write_atomically(args.out / "table3.md", document)
-    write_atomically(args.out / "table3.json", json.dumps(results, indent=2) + "\n")
+    write_atomically(args.out / "table3.json", json_text(results, indent=2) + "\n")
     print(table, end="")
     print(f"[ablation] wrote {args.out / 'table3.md'} and {args.out / 'table3.json'}")
     return 0

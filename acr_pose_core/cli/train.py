@@ -15,7 +15,6 @@ and writes.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -37,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train; print where the run went and its last losses and metrics."""
+    from acr_pose_core.fileio import json_text
     from acr_pose_core.training.config import load_train_config
     from acr_pose_core.training.trainer import Trainer
 
@@ -46,9 +46,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"[train] resuming from {trainer.resumed_from} (step {trainer.state.step})")
     result = trainer.run()
     if trainer.is_main:
-        print(f"[train] {args.out}: step {result['step']}, losses {json.dumps(result['losses'])}")
+        print(f"[train] {args.out}: step {result['step']}, losses {json_text(result['losses'])}")
         if result["metrics"]:
-            print(f"[train] validation {json.dumps(result['metrics'])}")
+            print(f"[train] validation {json_text(result['metrics'])}")
     return 0
 
 

@@ -29,7 +29,7 @@ from acr_pose_core.data import nocs_format
 from acr_pose_core.data.scene import Scene, SceneConfig, make_scene, sample_camera
 from acr_pose_core.data.sensor import Profile, sensor_color, sensor_depth_mm
 from acr_pose_core.data.shapes import SPLITS, model_from_id, split_model_ids
-from acr_pose_core.fileio import write_atomically
+from acr_pose_core.fileio import json_text, write_atomically
 from acr_pose_core.geometry.camera import CAMERA_INTRINSICS, REAL_INTRINSICS, CameraIntrinsics
 
 __all__ = ["GenerateConfig", "GenerateSummary", "generate", "render_frame", "write_split_models"]
@@ -213,7 +213,7 @@ def generate(config: GenerateConfig, progress: bool | None = None) -> GenerateSu
                 f"{record}: this folder was generated with other settings {clash} (was, now); "
                 "use another --out or the same settings to resume"
             )
-    write_atomically(record, json.dumps(settings, indent=2) + "\n")
+    write_atomically(record, json_text(settings, indent=2) + "\n")
     write_split_models(config.out, config.split, config.model_points, config.seed)
 
     frames_start = time.perf_counter()

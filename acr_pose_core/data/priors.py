@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from acr_pose_core.categories import CATEGORIES, NUM_CATEGORIES
-from acr_pose_core.fileio import write_atomically
+from acr_pose_core.fileio import json_text, write_atomically
 
 __all__ = ["ShapePriors", "default_priors_path", "load_priors", "save_priors"]
 
@@ -74,7 +74,7 @@ def save_priors(path: str | os.PathLike, priors: ShapePriors) -> Path:
         buffer,
         points=priors.points,
         categories=np.array(CATEGORIES),
-        info=np.array(json.dumps(priors.info, sort_keys=True)),
+        info=np.array(json_text(priors.info, sort_keys=True)),
     )
     return write_atomically(path, buffer.getvalue())
 

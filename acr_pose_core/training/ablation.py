@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from acr_pose_core.evaluation.metrics import SUMMARY_METRICS
-from acr_pose_core.fileio import write_atomically
+from acr_pose_core.fileio import json_text, write_atomically
 from acr_pose_core.training.config import load_train_config
 
 __all__ = ["PAPER_TABLE_3", "ROWS", "TABLE_METRICS", "ablation_table", "paper_results", "run_ablation"]
@@ -131,7 +131,7 @@ def run_ablation(
         result = {"row": name, "overrides": ROWS[name], "step": run["step"], "metrics": metrics}
         complete = trainer.state.epoch >= row_config.schedule.epochs
         if trainer.is_main and complete:
-            write_atomically(done, json.dumps(result, indent=2) + "\n")
+            write_atomically(done, json_text(result, indent=2) + "\n")
         results[name] = result
     return results
 

@@ -40,8 +40,10 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import nn
+
+from acr_pose_core.fileio import json_text
 
 __all__ = [
     "CheckpointError",
@@ -155,7 +157,7 @@ def _plain_json(value: Mapping[str, Any], what: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise CheckpointError(f"{what} must be a mapping, got {type(value).__qualname__}")
     try:
-        return json.loads(json.dumps(value, default=_json_default))
+        return json.loads(json_text(value, default=_json_default))
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{what} cannot be stored as JSON: {error}") from error
 
@@ -163,7 +165,7 @@ def _plain_json(value: Mapping[str, Any], what: str) -> dict[str, Any]:
 def _format(value: Any, indent: int = 0) -> str:
     """JSON of plain values, indented by 2, with lists of numbers and containers that fit a line kept on one line
     (``json.dumps(indent=2)`` gives every parameter index and every tuple element a line of its own)."""
-    flat = json.dumps(value)
+    flat = json.dumps(value, allow_nan=False)
     if not isinstance(value, (dict, list)) or indent + len(flat) <= _LINE:
         return flat
     if isinstance(value, list) and not any(isinstance(v, (dict, list)) for v in value):
@@ -344,7 +346,10 @@ def save_checkpoint(
     # so the checkpoint reads as incomplete until the new .json lands, and as complete throughout if nothing changed.
     tmp = _temporary(tensor_path)
     try:
-        save_file(_storable(tensors), str(tmp), metadata={"format": FORMAT, "step": str(state.step)})
+        # safetensors' save_file creates its file with mode 0600; the bytes go through open() like every other file
+        payload = save(_storable(tensors), metadata={"format": FORMAT, "step": str(state.step)})
+        with open(tmp, "xb") as f:
+            f.write(payload)
         document["tensors"].update(bytes=tmp.stat().st_size, sha256=_sha256(tmp))
         _replace_atomically(tmp, tensor_path)
     except BaseException:

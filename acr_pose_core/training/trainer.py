@@ -22,7 +22,6 @@ batch against the (detached) reconstructions. Adam for both, their rates scaled 
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections import defaultdict
@@ -41,6 +40,7 @@ from acr_pose_core.data.dataset import PoseDataset, mixed
 from acr_pose_core.data.priors import load_priors
 from acr_pose_core.evaluation.metrics import evaluate_frames
 from acr_pose_core.evaluation.results import FrameResult
+from acr_pose_core.fileio import json_text, write_atomically
 from acr_pose_core.geometry import compose_sRT, ransac_umeyama
 from acr_pose_core.models.discriminator import Discriminator
 from acr_pose_core.models.losses import (
@@ -199,7 +199,7 @@ class Trainer:
         self.writer = None
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
+            write_atomically(self.out / "config.json", json_text(config_to_dict(config), indent=2) + "\n")
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -332,7 +332,7 @@ class Trainer:
         if not self.is_main:
             return
         with open(self.out / "log.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json_text(record) + "\n")
         if self.writer is not None:
             for key, value in record.items():
                 if isinstance(value, (int, float)) and key not in ("step", "epoch"):
