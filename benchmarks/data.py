@@ -29,13 +29,14 @@ from torch.utils.data import DataLoader, Subset
 
 from acr_pose_core.data.dataset import DatasetConfig, PoseDataset
 from acr_pose_core.data.priors import load_priors
+from acr_pose_core.threads import worker_init_fn
 
 TARGET_SAMPLES_PER_S = 1000.0
 
 
 def _rate(dataset, items: int, workers: int, batch: int) -> float:
     """Items per second through a DataLoader (workers = 0: in this process), after one warm-up batch."""
-    loader = DataLoader(dataset, batch_size=batch, num_workers=workers, shuffle=False)
+    loader = DataLoader(dataset, batch_size=batch, num_workers=workers, shuffle=False, worker_init_fn=worker_init_fn)
     it = iter(loader)
     next(it)
     start, count = time.perf_counter(), 0

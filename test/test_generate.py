@@ -200,3 +200,107 @@ def test_generate_command(tmp_path, capsys):
     assert "0 frames written, 2 already there" in capsys.readouterr().out
     assert len(nocs_format.list_frames(tmp_path / "val")) == 2
     assert main(["generate", "--out", str(tmp_path), "--frames", "0"]) == 2
+
+
+def test_bad_settings_are_refused_before_anything_is_written(tmp_path):
+    from acr_pose_core.cli.main import main
+
+    assert main(["generate", "--out", str(tmp_path / "a"), "--seed", "-1", "--frames", "1"]) == 2
+    assert not (tmp_path / "a").exists()  # no generation.json with seed -1 blocking the next run
+    with pytest.raises(ValueError, match="model_points"):
+        GenerateConfig(out=tmp_path, model_points=0)
+
+
+@pytest.mark.parametrize("content", ['{"seed": 1, "spl', "[1, 2]"])
+def test_a_damaged_generation_record_is_an_error_that_names_it(tmp_path, content):
+    record = tmp_path / "val" / "generation.json"
+    record.parent.mkdir()
+    record.write_text(content)
+    with pytest.raises(ValueError, match=r"val/generation\.json: "):
+        generate(GenerateConfig(out=tmp_path, split="val", frames=1, scene=SMALL), progress=False)
+
+
+def _report_threads(args):
+    """Stands in for the generation worker: records the math-library threads the worker process runs with."""
+    import json
+    import os
+
+    from threadpoolctl import threadpool_info
+
+    config, scene_index = args
+    threads = {"blas": max(p["num_threads"] for p in threadpool_info()), "omp": os.environ.get("OMP_NUM_THREADS")}
+    (config.out / f"threads_{scene_index}.json").write_text(json.dumps(threads))
+    return scene_index, 0, config.frames_in_scene(scene_index)
+
+
+def test_each_worker_process_runs_one_math_library_thread(tmp_path, monkeypatch):
+    import json
+
+    import acr_pose_core.data.generate as generate_module
+
+    monkeypatch.setattr(generate_module, "_worker", _report_threads)  # forked workers run the patched module
+    generate(GenerateConfig(out=tmp_path, split="val", frames=2, frames_per_scene=1, workers=2), progress=False)
+    reports = [json.loads((tmp_path / f"threads_{k}.json").read_text()) for k in range(2)]
+    assert reports == [{"blas": 1, "omp": "1"}] * 2
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
+def _start_generating(out: Path):
+    """``acr-pose generate --workers 2`` in its own session, once its two workers are writing frames."""
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "acr_pose_core.cli.main", "generate", "--out", str(out), "--split", "val",
+               "--frames", "400", "--frames-per-scene", "2", "--workers", "2"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(out.glob("val/*/*_label.json")):
+        time.sleep(0.2)
+    workers = _children(process.pid)
+    assert len(workers) == 2, workers
+    return process, workers
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the process tree from /proc (Linux)")
+def test_ctrl_c_stops_parent_and_workers_with_one_message(tmp_path):
+    import os
+    import signal
+
+    process, workers = _start_generating(tmp_path)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and stderr.count("interrupted") == 1, stderr
+    assert not any(_alive(pid) for pid in workers)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the process tree from /proc (Linux)")
+def test_workers_stop_when_only_the_parent_is_killed(tmp_path):
+    import os
+    import signal
+    import time
+
+    process, workers = _start_generating(tmp_path)
+    os.kill(process.pid, signal.SIGKILL)
+    process.communicate(timeout=60)
+    deadline = time.monotonic() + 60  # each worker finishes the frame it is on, then stops
+    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers)
+    written = len(list(tmp_path.glob("val/*/*_label.json")))
+    time.sleep(1.0)
+    assert len(list(tmp_path.glob("val/*/*_label.json"))) == written < 400

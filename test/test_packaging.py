@@ -35,6 +35,7 @@ PIP_TO_ROSDEP = {
     "trimesh": "python3-trimesh",
     "safetensors": "python3-safetensors",
     "pyyaml": "python3-yaml",
+    "threadpoolctl": "python3-threadpoolctl",
 }
 """pip requirement name -> the rosdep key that package.xml must list as exec_depend."""
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +33,7 @@ from acr_pose_core.data.sensor import Profile, sensor_color, sensor_depth_mm
 from acr_pose_core.data.shapes import SPLITS, model_from_id, split_model_ids
 from acr_pose_core.fileio import json_text, write_atomically
 from acr_pose_core.geometry.camera import CAMERA_INTRINSICS, REAL_INTRINSICS, CameraIntrinsics
+from acr_pose_core.threads import limit_worker_threads
 
 __all__ = ["GenerateConfig", "GenerateSummary", "generate", "render_frame", "write_split_models"]
 
@@ -60,6 +63,10 @@ class GenerateConfig:
             raise ValueError(f"profile must be 'camera' or 'real', got {self.profile!r}")
         if self.frames < 1 or self.frames_per_scene < 1 or self.workers < 1:
             raise ValueError("frames, frames_per_scene and workers must be positive")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if self.model_points < 1:
+            raise ValueError(f"model_points must be positive, got {self.model_points}")
 
     @property
     def intrinsics(self) -> CameraIntrinsics:
@@ -156,12 +163,32 @@ def _generate_scene(config: GenerateConfig, scene_index: int) -> tuple[int, int]
     renderer = scene.renderer()
     (config.out / config.split / f"{scene_index:05d}").mkdir(parents=True, exist_ok=True)
     for i in todo:
+        if _parent_gone():
+            raise SystemExit(f"acr-pose generate: worker {os.getpid()} stops: its parent process has gone")
         rng = _rng(config, scene_index, i + 1)
         frame = render_frame(
             scene, renderer, sample_camera(rng, scene, config.scene), config.intrinsics, config.profile, rng
         )
         nocs_format.write_frame(config.prefix(scene_index, i), frame)
     return len(todo), n - len(todo)
+
+
+_parent_pid: int | None = None  # in a worker process: the pid of the process that started the pool
+
+
+def _init_worker(parent_pid: int) -> None:
+    """Pool initializer: one math-library thread (W workers use W cores), Ctrl-C left to the parent (which stops the
+    pool and reports once, instead of a traceback per worker), and the parent remembered (see :func:`_parent_gone`)."""
+    global _parent_pid
+    limit_worker_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _parent_pid = parent_pid
+
+
+def _parent_gone() -> bool:
+    """In a worker: whether the parent has died (killed on its own, it can no longer stop its pool), so the worker
+    stops after its current frame instead of writing into the output folder unattended."""
+    return _parent_pid is not None and os.getppid() != _parent_pid
 
 
 def _worker(args: tuple[GenerateConfig, int]) -> tuple[int, int, int]:
@@ -198,6 +225,20 @@ def _json_ready(value):
     return value
 
 
+def _read_record(record: Path) -> dict:
+    """The settings an earlier run recorded in ``generation.json``; a damaged file is an error that names it."""
+    try:
+        previous = json.loads(record.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"{record}: not readable JSON ({error}); it records how this folder was generated: restore it, or "
+            "delete it to resume with the current settings"
+        ) from error
+    if not isinstance(previous, dict):
+        raise ValueError(f"{record}: expected the generation settings (a JSON object), found {type(previous).__name__}")
+    return previous
+
+
 def generate(config: GenerateConfig, progress: bool | None = None) -> GenerateSummary:
     """Generate (or complete) the data set described by ``config``; see the module docstring."""
     start = time.perf_counter()
@@ -206,7 +247,7 @@ def generate(config: GenerateConfig, progress: bool | None = None) -> GenerateSu
     record = split_dir / "generation.json"
     settings = _json_ready({k: v for k, v in asdict(config).items() if k not in ("out", "workers")})
     if record.exists():
-        previous = json.loads(record.read_text(encoding="utf-8"))
+        previous = _read_record(record)
         clash = {k: (previous.get(k), v) for k, v in settings.items() if k != "frames" and previous.get(k) != v}
         if clash:
             raise ValueError(
@@ -231,7 +272,9 @@ def generate(config: GenerateConfig, progress: bool | None = None) -> GenerateSu
             pool = None
         else:
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            pool = multiprocessing.get_context(method).Pool(config.workers)
+            pool = multiprocessing.get_context(method).Pool(
+                config.workers, initializer=_init_worker, initargs=(os.getpid(),)
+            )
             results = pool.imap_unordered(_worker, jobs)
         for _, w, s in results:
             written += w

@@ -52,6 +52,7 @@ from acr_pose_core.models.losses import (
 )
 from acr_pose_core.models.precision import full_precision
 from acr_pose_core.models.reconstructor import Reconstructor
+from acr_pose_core.threads import worker_init_fn
 from acr_pose_core.training.checkpoint import (
     TrainingState,
     git_commit,
@@ -274,6 +275,7 @@ class Trainer:
                 torch.utils.data.Subset(data, range(n)),
                 batch_size=self.config.batch_size,
                 num_workers=self.config.num_workers,
+                worker_init_fn=worker_init_fn,
             )
             for raw in loader:
                 batch = self._batch(raw)
@@ -370,6 +372,7 @@ class Trainer:
                 batch_size=cfg.batch_size,
                 sampler=_SkipSampler(self.sampler, state.step_in_epoch * cfg.batch_size),
                 num_workers=cfg.num_workers,
+                worker_init_fn=worker_init_fn,
                 drop_last=True,
                 pin_memory=self.device.type == "cuda",
             )
