@@ -19,7 +19,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-__all__ = ["finite_or_none", "json_text", "write_atomically"]
+__all__ = ["check_writable", "finite_or_none", "json_text", "write_atomically"]
 
 
 def finite_or_none(value: Any) -> Any:
@@ -51,4 +51,25 @@ def write_atomically(path: str | os.PathLike, data: bytes | str) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return path
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Make sure a file can be written at ``path`` before long work is done for it; returns ``path``.
+
+    The parent folder is created if missing and a probe file is created in it and removed (permission bits alone say
+    nothing for root, and nothing about read-only file systems). Raises :class:`OSError` naming ``path`` otherwise,
+    or when ``path`` is a folder.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder; name the file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.probe")
+        with open(probe, "xb"):
+            pass
+        probe.unlink()
+    except OSError as error:
+        raise OSError(f"{path}: cannot be written ({error.strerror or error})") from error
     return path

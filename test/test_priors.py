@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -117,3 +119,26 @@ def test_priors_command(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     assert load_priors(out).points.shape == (6, 1024, 3)
     assert main(["priors", "--data", str(tmp_path / "nothing"), "--out", str(out)]) == 2
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--epochs", "0"], "epochs \\(0\\), batch_size"),
+        (["--batch-size", "0"], "batch_size \\(0\\)"),
+        (["--target-points", "0"], "target_points must be at least 1"),
+        (["--out", "{tmp}/file.txt/priors.npz"], "file.txt/priors.npz: cannot be written"),
+        (["--out", "{tmp}"], "is a folder"),
+    ],
+)
+def test_priors_command_checks_its_settings_before_training(tmp_path, capsys, monkeypatch, extra, message):
+    import acr_pose_core.training.priors as training
+
+    monkeypatch.setattr(
+        training, "train_priors", lambda *a, **k: pytest.fail("trained before the settings were checked")
+    )
+    (tmp_path / "file.txt").write_text("a file, not a folder")
+    args = ["priors", "--data", str(tmp_path), "--out", str(tmp_path / "priors.npz")]
+    assert main([*args, *[a.format(tmp=tmp_path) for a in extra]]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "priors.npz").exists()

@@ -262,3 +262,81 @@ def test_acr_pose_ablation_trains_rows_writes_the_table_and_keeps_finished_rows(
     assert main(argv) == 0
     assert json.loads((out / "table3.json").read_text()) == results
     assert main([*argv[:6], "no-such-row"]) == 2
+    capsys.readouterr()
+    # a finished row is keyed to its whole configuration: other settings are refused, not answered with old numbers
+    assert main([*argv, "--set", "lr_reconstructor=0.5", "--set", "dataset.augment=false"]) == 2
+    error = capsys.readouterr().err
+    assert "baseline' was trained with other settings (dataset.augment: True -> False; lr_reconstructor" in error
+
+
+def _run(data, out, *overrides, **kwargs):
+    config = tiny(data, "val=[]", "samples_per_epoch=16", *overrides)
+    return Trainer(config, out, progress=False, **{"max_steps": 1, **kwargs})
+
+
+def test_resume_resumes_or_fails_clearly(data, tmp_path):
+    from acr_pose_core.training.trainer import RunWarning
+
+    with pytest.raises(FileNotFoundError, match="cannot resume: .*missing does not exist"):
+        _run(data, tmp_path / "missing", resume=True)
+    assert not (tmp_path / "missing").exists()
+    run = tmp_path / "run"
+    _run(data, run, "checkpoint_every=1", max_steps=2).run()  # checkpoints of steps 1 and 2
+    newest = run / "checkpoints" / "step_000000002.safetensors"
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated
+    with pytest.warns(RunWarning, match="skipping checkpoint step_000000002.json: .*truncated"):
+        resumed = _run(data, run, resume=True, max_steps=3)
+    assert resumed.state.step == 1
+    first = run / "checkpoints" / "step_000000001.safetensors"
+    first.write_bytes(first.read_bytes()[:100])
+    with pytest.warns(RunWarning), pytest.raises(FileNotFoundError, match=r"holds no complete checkpoint \(2 incompl"):
+        _run(data, run, resume=True)
+
+
+def test_a_folder_holding_a_run_is_not_restarted_or_mixed_unless_told(data, tmp_path):
+    from acr_pose_core.cli.main import main
+
+    run = tmp_path / "run"
+    _run(data, run, max_steps=2).run()
+    with pytest.raises(FileExistsError, match="already holds a run .*--resume.*--overwrite"):
+        _run(data, run)
+    assert latest_checkpoint(run / "checkpoints").name == "step_000000002.json"  # untouched
+    (run / "notes.txt").write_text("mine")
+    _run(data, run, overwrite=True).run()
+    assert [p.name for p in (run / "checkpoints").glob("*.json")] == ["step_000000001.json"]
+    assert [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()] == [1]  # new run only
+    assert (run / "notes.txt").read_text() == "mine"  # only the run's own files are cleared
+    argv = ["train", "--config", str(TINY), "--out", str(run), "--set", f"train=[{{root: {data / 'train'}}}]"]
+    assert main([*argv, "--set", "val=[]", "--max-steps", "1"]) == 2  # refused: holds a run
+    assert main([*argv, "--resume", "--overwrite"]) == 2  # argparse: not both
+
+
+def test_resume_refuses_settings_that_change_the_run_and_records_the_others(data, tmp_path):
+    from acr_pose_core.training.trainer import RunWarning
+
+    run = tmp_path / "run"
+    _run(data, run).run()
+    with pytest.raises(ValueError, match=r"other settings \(batch_size: 8 -> 2; lr_reconstructor: 0.001 -> 0.002\)"):
+        _run(data, run, "batch_size=2", "lr_reconstructor=2e-3", resume=True)
+    with pytest.warns(RunWarning, match="schedule.epochs changed from 2 to 3"):
+        resumed = _run(data, run, "schedule.epochs=3", resume=True, max_steps=2)
+    resumed.run()
+    log = [strict_json(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 1, 2]  # step 1, the resumption after it, step 2
+    assert log[1]["event"] == "resumed" and log[1]["changed"] == {"schedule.epochs": [2, 3]}
+    assert strict_json((run / "config.json").read_text())["schedule"]["epochs"] == 3
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("schedule.epochs=0", "epochs must be at least 1"),
+        ("schedule.epochs=-1", "epochs must be at least 1"),
+        ("keep_checkpoints=0", "keep_checkpoints must be at least 1"),
+        ("samples_per_epoch=2", "less than one batch"),
+        ("dtype=float16", "dtype must be float32 or float64"),
+    ],
+)
+def test_settings_are_checked_before_any_work(override, message):
+    with pytest.raises(ValueError, match=message):
+        load_train_config(TINY, [override])

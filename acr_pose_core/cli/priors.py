@@ -61,18 +61,14 @@ def model_classes(data: Path, model_ids: list[str]) -> dict[str, int]:
 def run(args: argparse.Namespace) -> int:
     from acr_pose_core.data import nocs_format
     from acr_pose_core.data.priors import save_priors
+    from acr_pose_core.fileio import check_writable
     from acr_pose_core.models.prior_autoencoder import PriorAutoencoderConfig
     from acr_pose_core.training.priors import PriorTrainingConfig, train_priors
 
-    models_path = args.models or args.data / "obj_models" / f"{args.split}.npz"
-    clouds = nocs_format.read_models(models_path)
-    if not clouds:
-        raise ValueError(f"{models_path}: no instance models")
-    classes = model_classes(args.data, list(clouds))
     network = PriorAutoencoderConfig()
     if args.preset == "cpu":
         network = PriorAutoencoderConfig(global_channels=(128, 512))
-    config = PriorTrainingConfig(
+    config = PriorTrainingConfig(  # checked before anything is read or trained
         model=network,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -81,6 +77,12 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
     )
+    check_writable(args.out)
+    models_path = args.models or args.data / "obj_models" / f"{args.split}.npz"
+    clouds = nocs_format.read_models(models_path)
+    if not clouds:
+        raise ValueError(f"{models_path}: no instance models")
+    classes = model_classes(args.data, list(clouds))
     info = {"models": str(models_path), "split": args.split, "preset": args.preset, "instances": len(clouds)}
     result = train_priors(clouds, classes, config, progress=True, info=info)  # a bar in logs too
     save_priors(args.out, result.priors)

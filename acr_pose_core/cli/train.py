@@ -4,6 +4,7 @@ Examples::
 
     acr-pose train --config config/train_paper.yaml --out runs/paper
     acr-pose train --config config/train_paper.yaml --out runs/paper --resume      # continue after an interruption
+    acr-pose train --config config/train_paper.yaml --out runs/paper --overwrite   # start that run over
     acr-pose train --config config/train_tiny.yaml --out runs/tiny --set schedule.epochs=2 --set batch_size=4
     torchrun --nproc_per_node 4 -m acr_pose_core.cli.train --config config/train_paper.yaml --out runs/paper
 
@@ -27,7 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``acr-pose train`` to ``parser``."""
     parser.add_argument("--config", type=Path, metavar="FILE", help="training configuration (YAML, see config/)")
     parser.add_argument("--out", type=Path, metavar="DIR", required=True, help="run folder: checkpoints and logs")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its newest complete checkpoint"
+    )
+    start.add_argument(
+        "--overwrite", action="store_true", help="start over: delete the run already in --out (checkpoints, logs)"
+    )
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. schedule.epochs=2"
     )
@@ -41,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
     from acr_pose_core.training.trainer import Trainer
 
     config = load_train_config(args.config, args.set)
-    trainer = Trainer(config, args.out, resume=args.resume, progress=True, max_steps=args.max_steps)
+    trainer = Trainer(
+        config, args.out, resume=args.resume, progress=True, max_steps=args.max_steps, overwrite=args.overwrite
+    )
     if trainer.resumed_from is not None and trainer.is_main:
         print(f"[train] resuming from {trainer.resumed_from} (step {trainer.state.step})")
     result = trainer.run()

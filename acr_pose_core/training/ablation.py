@@ -31,7 +31,8 @@ from typing import Any
 
 from acr_pose_core.evaluation.metrics import SUMMARY_METRICS
 from acr_pose_core.fileio import json_text, write_atomically
-from acr_pose_core.training.config import load_train_config
+from acr_pose_core.training.checkpoint import latest_checkpoint
+from acr_pose_core.training.config import TrainConfig, config_changes, config_to_dict, load_train_config
 
 __all__ = ["PAPER_TABLE_3", "ROWS", "TABLE_METRICS", "ablation_table", "paper_results", "run_ablation"]
 
@@ -119,21 +120,50 @@ def run_ablation(
     for name in names:
         folder = out / name
         done = folder / "result.json"
-        if done.is_file():
-            results[name] = json.loads(done.read_text(encoding="utf-8"))
-            continue
         row_config = load_train_config(config, [*overrides, *ROWS[name]])
         if not row_config.val:
             raise ValueError(f"{config}: the ablation reports validation metrics; the configuration names no val data")
-        trainer = Trainer(row_config, folder, resume=True, progress=progress, max_steps=max_steps)
+        if done.is_file():
+            results[name] = _finished_row(done, row_config)
+            continue
+        started = latest_checkpoint(folder / "checkpoints") is not None  # a resumed row refuses other settings
+        trainer = Trainer(
+            row_config, folder, resume=started, overwrite=not started, progress=progress, max_steps=max_steps
+        )
         run = trainer.run()
         metrics = run["metrics"] or trainer.validate()  # a run stopped by max_steps has not validated yet
-        result = {"row": name, "overrides": ROWS[name], "step": run["step"], "metrics": metrics}
+        result = {
+            "row": name,
+            "overrides": ROWS[name],
+            "step": run["step"],
+            "metrics": metrics,
+            "config": config_to_dict(row_config),
+        }
         complete = trainer.state.epoch >= row_config.schedule.epochs
         if trainer.is_main and complete:
             write_atomically(done, json_text(result, indent=2) + "\n")
         results[name] = result
     return results
+
+
+def _finished_row(done: Path, config: TrainConfig) -> dict[str, Any]:
+    """A finished row's result, if it was trained with exactly ``config``; otherwise a :class:`ValueError` that lists
+    the differences (a row's result is keyed to its whole configuration: a study never mixes settings)."""
+    result = json.loads(done.read_text(encoding="utf-8"))
+    stored = result.get("config")
+    if not isinstance(stored, dict):  # written before results recorded their configuration: ask the checkpoint
+        checkpoint = latest_checkpoint(done.parent / "checkpoints")
+        stored = json.loads(checkpoint.read_text(encoding="utf-8"))["config"] if checkpoint else None
+    if not isinstance(stored, dict):
+        raise ValueError(f"{done}: no record of the settings this row was trained with; delete {done.parent} to rerun")
+    changes = config_changes(stored, config, where=str(done))
+    if changes:
+        listed = "; ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changes.items())
+        raise ValueError(
+            f"{done}: row {result.get('row', done.parent.name)!r} was trained with other settings ({listed}); "
+            f"use another --out for these settings, or delete {done.parent} to retrain the row"
+        )
+    return result
 
 
 def ablation_table(results: Mapping[str, Mapping[str, Any]], metrics: Sequence[str] = TABLE_METRICS) -> str:

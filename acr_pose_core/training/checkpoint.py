@@ -36,7 +36,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from safetensors import safe_open
@@ -47,9 +47,11 @@ from acr_pose_core.fileio import json_text
 
 __all__ = [
     "CheckpointError",
+    "CheckpointSearch",
     "FORMAT",
     "FORMAT_VERSION",
     "TrainingState",
+    "find_checkpoint",
     "git_commit",
     "latest_checkpoint",
     "load_checkpoint",
@@ -453,17 +455,38 @@ def _is_complete(json_path: Path) -> bool:
     return True
 
 
-def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
-    """The ``.json`` of the newest complete checkpoint in ``directory`` (by step), or None: files without their
-    ``.json``, unreadable documents and tensor files that fail the sha256 check are skipped."""
+class CheckpointSearch(NamedTuple):
+    """What :func:`find_checkpoint` found: the newest complete checkpoint's ``.json`` (None if there is none) and
+    the newer checkpoints it passed over, each with the reason (``(path, reason)``, newest first)."""
+
+    path: Path | None
+    skipped: list[tuple[Path, str]]
+
+
+def find_checkpoint(directory: str | os.PathLike) -> CheckpointSearch:
+    """The newest complete checkpoint in ``directory`` (by step) and the newer, incomplete or corrupt ones skipped:
+    a tensor file without its ``.json`` (an interrupted save), an unreadable document, a tensor file that is missing,
+    truncated or fails the sha256 check."""
     directory = Path(directory)
+    skipped: list[tuple[Path, str]] = []
     if not directory.is_dir():
-        return None
+        return CheckpointSearch(None, skipped)
     for step in sorted(_steps(directory), reverse=True):
         json_path = directory / f"step_{step:09d}.json"
-        if _is_complete(json_path):
-            return json_path
-    return None
+        try:
+            _verified(json_path)
+        except (OSError, CheckpointError) as error:
+            skipped.append((json_path, str(error)))
+            continue
+        return CheckpointSearch(json_path, skipped)
+    return CheckpointSearch(None, skipped)
+
+
+def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
+    """The ``.json`` of the newest complete checkpoint in ``directory`` (by step), or None: files without their
+    ``.json``, unreadable documents and tensor files that fail the sha256 check are skipped (see
+    :func:`find_checkpoint` for what was skipped and why)."""
+    return find_checkpoint(directory).path
 
 
 def _resolve(path: str | os.PathLike) -> Path:

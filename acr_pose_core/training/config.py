@@ -11,6 +11,7 @@ the form ``"schedule.epochs=2"`` or ``"model.channels=16"`` are applied on top, 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import types
@@ -26,7 +27,15 @@ from acr_pose_core.models.config import ReconstructorConfig
 from acr_pose_core.models.discriminator import DiscriminatorConfig
 from acr_pose_core.models.losses import LossWeights
 
-__all__ = ["DataSourceConfig", "ScheduleConfig", "TrainConfig", "config_to_dict", "load_train_config"]
+__all__ = [
+    "RESUMABLE_CHANGES",
+    "DataSourceConfig",
+    "ScheduleConfig",
+    "TrainConfig",
+    "config_changes",
+    "config_to_dict",
+    "load_train_config",
+]
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,10 @@ class ScheduleConfig:
     decay_factors: tuple[float, ...] = (0.5, 0.1, 0.01)
 
     def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"schedule: epochs must be at least 1, got {self.epochs}")
+        if any(e < 0 for e in self.decay_epochs) or any(not f > 0 for f in self.decay_factors):
+            raise ValueError("schedule: decay_epochs must be >= 0 and decay_factors positive")
         if len(self.decay_epochs) != len(self.decay_factors):
             raise ValueError("schedule: decay_epochs and decay_factors must have the same length")
         if list(self.decay_epochs) != sorted(self.decay_epochs):
@@ -101,6 +114,20 @@ class TrainConfig:
             raise ValueError("checkpoint_every_epochs must be positive")
         if self.batch_size < 1 or self.num_workers < 0 or self.val_every < 1 or self.log_every < 1:
             raise ValueError("batch_size, val_every and log_every must be positive and num_workers ≥ 0")
+        if self.keep_checkpoints < 1 or self.checkpoint_every < 0:
+            raise ValueError(
+                f"keep_checkpoints must be at least 1 (got {self.keep_checkpoints}) and checkpoint_every ≥ 0 "
+                f"(got {self.checkpoint_every})"
+            )
+        if self.samples_per_epoch is not None and self.samples_per_epoch < self.batch_size:
+            raise ValueError(
+                f"samples_per_epoch ({self.samples_per_epoch}) is less than one batch ({self.batch_size}): "
+                "an epoch would train nothing"
+            )
+        if self.val_max_items is not None and self.val_max_items < 1:
+            raise ValueError(f"val_max_items must be at least 1 (or null for all), got {self.val_max_items}")
+        if not (self.lr_reconstructor > 0 and self.lr_discriminator > 0):
+            raise ValueError("lr_reconstructor and lr_discriminator must be positive")
         if self.dataset.num_points != self.model.num_points or self.dataset.image_size != self.model.image_size:
             raise ValueError(
                 f"dataset (num_points {self.dataset.num_points}, image_size {self.dataset.image_size}) and model "
@@ -119,6 +146,43 @@ def config_to_dict(config: Any) -> Any:
     if isinstance(config, (list, tuple)):
         return [config_to_dict(v) for v in config]
     return config
+
+
+RESUMABLE_CHANGES = frozenset(
+    {
+        "schedule.epochs",  # train longer (or stop sooner); the learning-rate steps stay where they were
+        "device",
+        "num_workers",
+        "log_every",
+        "checkpoint_every",
+        "checkpoint_every_epochs",
+        "keep_checkpoints",
+        "val",
+        "val_every",
+        "val_max_items",
+    }
+)
+"""Settings that ``--resume`` accepts changed (recorded in ``log.jsonl``): none of them changes what a step
+computes. Any other change (model, data, batch size, rates, schedule steps, losses, seed, precision) is refused."""
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``; lists are leaves."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flatten(value, f"{prefix}.{key}" if prefix else key))
+    return out
+
+
+def config_changes(stored: dict, config: TrainConfig, where: str = "") -> dict[str, tuple[Any, Any]]:
+    """The settings in which ``config`` differs from a run's recorded ones (``stored``: plain values as in its
+    ``config.json`` or checkpoint): ``{"dotted.key": (recorded, now)}``. A setting that an older record lacks counts
+    as its default; an unknown or invalid recorded setting is a :class:`ValueError` naming ``where``."""
+    a = _flatten(config_to_dict(load_train_config(None, [], tree=stored, where=where)))
+    b = _flatten(config_to_dict(config))
+    return {key: (a.get(key), b.get(key)) for key in sorted(a.keys() | b.keys()) if a.get(key) != b.get(key)}
 
 
 def _build(cls: type, values: Any, where: str) -> Any:
@@ -174,10 +238,14 @@ def _set(tree: dict, dotted: str, value: Any) -> None:
 
 
 def load_train_config(
-    path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()
+    path: str | os.PathLike | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    tree: dict | None = None,
+    where: str = "",
 ) -> TrainConfig:
-    """A :class:`TrainConfig` from a YAML file (or the defaults) and ``key.sub=value`` overrides."""
-    tree: dict = {}
+    """A :class:`TrainConfig` from a YAML file (or the settings ``tree``, e.g. a run's recorded ``config.json``, or
+    the defaults) and ``key.sub=value`` overrides; errors name ``path`` (or ``where``)."""
+    tree = {} if tree is None else copy.deepcopy(tree)
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -191,5 +259,5 @@ def load_train_config(
             raise ValueError(f"override {item!r}: expected key=value, e.g. schedule.epochs=2")
         key, raw = item.split("=", 1)
         _set(tree, key.strip(), yaml.safe_load(raw))
-    where = str(path) if path is not None else ""
+    where = str(path) if path is not None else where
     return _build(TrainConfig, tree, where)

@@ -40,6 +40,17 @@ class PriorTrainingConfig:
     seed: int = 0
     device: str = "cpu"
 
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.input_points < 1:
+            raise ValueError(
+                f"epochs ({self.epochs}), batch_size ({self.batch_size}) and input_points ({self.input_points}) "
+                "must be at least 1"
+            )
+        if self.target_points is not None and self.target_points < 1:
+            raise ValueError(f"target_points must be at least 1 (or unset), got {self.target_points}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+
 
 @dataclass
 class PriorTrainingResult:

@@ -23,7 +23,9 @@ batch against the (detached) reconstructions. Adam for both, their rates scaled 
 from __future__ import annotations
 
 import os
+import shutil
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
@@ -55,15 +57,21 @@ from acr_pose_core.models.reconstructor import Reconstructor
 from acr_pose_core.threads import worker_init_fn
 from acr_pose_core.training.checkpoint import (
     TrainingState,
+    find_checkpoint,
     git_commit,
-    latest_checkpoint,
     load_checkpoint,
     load_module_weights,
     save_checkpoint,
 )
-from acr_pose_core.training.config import DataSourceConfig, TrainConfig, config_to_dict
+from acr_pose_core.training.config import (
+    RESUMABLE_CHANGES,
+    DataSourceConfig,
+    TrainConfig,
+    config_changes,
+    config_to_dict,
+)
 
-__all__ = ["Trainer"]
+__all__ = ["RUN_ENTRIES", "RunWarning", "Trainer"]
 
 _MODEL_KEYS = ("points", "rgb", "choose", "category", "prior")
 
@@ -95,6 +103,72 @@ class _Cached(torch.utils.data.Dataset):
         if index not in self.items:
             self.items[index] = self.dataset[index]
         return self.items[index]
+
+
+RUN_ENTRIES = ("checkpoints", "log.jsonl", "config.json", "tensorboard", "result.json")
+"""What a run writes into its folder (``result.json``: a finished ablation row)."""
+
+
+def _check_run_folder(out: Path, resume: bool, overwrite: bool) -> Path | None:
+    """The checkpoint to resume from (None: start at step 1), after the rules for a run folder:
+
+    - ``resume``: the folder must hold a complete checkpoint, else :class:`FileNotFoundError`; newer checkpoints
+      that are incomplete or corrupt are skipped with a :class:`RunWarning` naming each;
+    - otherwise the folder must not hold a run (:data:`RUN_ENTRIES`), which would be restarted at step 1 over its
+      own files and mixed with them, unless ``overwrite``: then the run's entries are deleted first (on the main
+      process; other files in the folder are left alone).
+    """
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other: continue the run, or start it over")
+    checkpoints = out / "checkpoints"
+    if resume:
+        found = find_checkpoint(checkpoints)
+        for path, reason in found.skipped:
+            warnings.warn(f"skipping checkpoint {path.name}: {reason}", RunWarning, stacklevel=3)
+        if found.path is None:
+            what = "does not exist" if not out.exists() else "holds no complete checkpoint"
+            skipped = f" ({len(found.skipped)} incomplete or corrupt)" if found.skipped else ""
+            raise FileNotFoundError(f"cannot resume: {out} {what}{skipped}; start a new run without --resume")
+        return found.path
+    present = [name for name in RUN_ENTRIES if (out / name).exists()]
+    if present and not overwrite:
+        raise FileExistsError(
+            f"{out} already holds a run ({', '.join(present)}): continue it with --resume, start it over with "
+            "--overwrite (deletes those), or choose another folder"
+        )
+    if present and int(os.environ.get("RANK", "0")) == 0:
+        for name in present:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    if present and dist.is_initialized():
+        dist.barrier()  # no rank starts writing before the old run is gone
+    return None
+
+
+def _resumable_changes(checkpoint: Path, stored: Any, config: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """The settings ``config`` changes against the run's (as its checkpoint recorded them); only
+    :data:`~acr_pose_core.training.config.RESUMABLE_CHANGES` are allowed, anything else is a :class:`ValueError`
+    listing every change. Settings an older checkpoint lacks count as their defaults."""
+    if not isinstance(stored, dict):
+        raise ValueError(f"{checkpoint}: records no training configuration; cannot check it against this one")
+    changes = config_changes(stored, config, where=str(checkpoint))
+    refused = {key: values for key, values in changes.items() if key not in RESUMABLE_CHANGES}
+    if refused:
+        listed = "; ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in refused.items())
+        raise ValueError(
+            f"cannot resume {checkpoint.parent.parent} with other settings ({listed}): a resumed run continues the "
+            "same training. Use the run's settings (its config.json), or start a new run in another folder"
+        )
+    for key, (old, new) in changes.items():
+        warnings.warn(f"resuming with {key} changed from {old!r} to {new!r}", RunWarning, stacklevel=3)
+    return changes
+
+
+class RunWarning(UserWarning):
+    """Something about a run's folder the user should know: a skipped checkpoint, a setting changed on resume."""
 
 
 def _select_device(name: str) -> torch.device:
@@ -130,11 +204,17 @@ class Trainer:
         resume: bool = False,
         progress: bool | None = None,
         max_steps: int | None = None,
+        overwrite: bool = False,
     ) -> None:
+        """Set up a run in ``out`` (see :func:`_check_run_folder` for what ``resume`` and ``overwrite`` allow)."""
         if not config.train:
             raise ValueError("the configuration names no training data (train: [{root: ...}])")
+        if max_steps is not None and max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {max_steps}")
         self.config = config
         self.out = Path(out)
+        self.checkpoints = self.out / "checkpoints"
+        resume_from = _check_run_folder(self.out, resume, overwrite)
         self.max_steps = max_steps
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.device = _select_device(config.device)
@@ -154,9 +234,17 @@ class Trainer:
         if config.cache_items:
             sources = [_Cached(d) for d in sources]
         samples = config.samples_per_epoch or sum(len(d) for d in sources)
+        if not all(len(d) for d in sources):
+            empty = [s.root for s, d in zip(config.train, sources, strict=True) if not len(d)]
+            raise ValueError(f"training source(s) {empty} hold no instance with enough depth to train on")
         self.train_data, self.sampler = mixed(sources, [s.weight for s in config.train], samples, seed=config.seed)
         self.sampler.num_replicas, self.sampler.rank = self.world, self.rank
         self.sampler.per_replica = -(-self.sampler.num_samples // self.world)
+        if self.sampler.per_replica < config.batch_size:
+            raise ValueError(
+                f"an epoch of {samples} samples over {self.world} process(es) is less than one batch of "
+                f"{config.batch_size}: it would train nothing (raise samples_per_epoch or lower batch_size)"
+            )
         self.val_data = [_dataset(s, priors, config, augment=False) for s in config.val]
 
         with torch.random.fork_rng(devices=[]):  # initial weights from config.seed; the caller's RNG untouched
@@ -187,19 +275,28 @@ class Trainer:
             schedulers={"reconstructor": self.sched_r, "discriminator": self.sched_d},
             rng={},
         )
-        self.checkpoints = self.out / "checkpoints"
         self.resumed_from: Path | None = None
-        if resume:
-            path = latest_checkpoint(self.checkpoints)
-            if path is not None:
-                load_checkpoint(path, self.state, map_location=self.device)
-                if "torch" in self.state.rng:
-                    torch.set_rng_state(self.state.rng["torch"].cpu())
-                self.resumed_from = path
+        changed: dict[str, tuple[Any, Any]] = {}
+        if resume_from is not None:
+            document = load_checkpoint(resume_from, self.state, map_location=self.device)
+            changed = _resumable_changes(resume_from, document.get("config"), config)
+            if "torch" in self.state.rng:
+                torch.set_rng_state(self.state.rng["torch"].cpu())
+            self.resumed_from = resume_from
         self.metrics: dict[str, Any] = {}
         self.writer = None
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
+            if self.resumed_from is not None:
+                self._log(
+                    {
+                        "step": self.state.step,
+                        "epoch": self.state.epoch,
+                        "event": "resumed",
+                        "checkpoint": self.resumed_from.name,
+                        "changed": {key: list(values) for key, values in changed.items()},
+                    }
+                )
             write_atomically(self.out / "config.json", json_text(config_to_dict(config), indent=2) + "\n")
             try:
                 from torch.utils.tensorboard import SummaryWriter
