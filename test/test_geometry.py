@@ -140,6 +140,28 @@ def test_umeyama_rejects_bad_shapes():
         umeyama(np.zeros((2, 5, 3)), np.zeros((2, 5, 3)), np.ones((2, 4)))
     with pytest.raises(ValueError, match="non-negative"):
         umeyama(np.zeros((1, 5, 3)), np.zeros((1, 5, 3)), -np.ones((1, 5)))
+    for bad in (np.nan, np.inf):
+        weights = np.ones((1, 5))
+        weights[0, 2] = bad
+        with pytest.raises(ValueError, match="weights must be finite"):
+            umeyama(np.zeros((1, 5, 3)), np.zeros((1, 5, 3)), weights)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("fit", ["umeyama", "ransac"])
+def test_half_precision_points_are_aligned_in_float32_and_answered_in_their_dtype(dtype, fit):
+    """torch's SVD takes neither float16 nor bfloat16: the fit runs in float32 on the rounded points and answers in
+    the input's dtype: the float64 fit of the same rounded points, up to rounding the answer (bf16 keeps about 3
+    digits, so the truth itself is a few degrees off for small objects a metre away)."""
+    rng = np.random.default_rng(4)
+    x, y, s, R, t = make_problem(rng, 3, 300)
+    source, target = torch.from_numpy(x).to(dtype), torch.from_numpy(y).to(dtype)
+    out = umeyama(source, target) if fit == "umeyama" else ransac_umeyama(source, target, seed=0)
+    assert out.valid.all()
+    assert out.scale.dtype == out.rotation.dtype == out.translation.dtype == dtype
+    exact = umeyama(source.double(), target.double())  # the same rounded points, fitted in float64
+    torch.testing.assert_close(out.rotation.double(), exact.rotation, atol=2e-2, rtol=0)  # entries' own rounding
+    torch.testing.assert_close(out.scale.double(), exact.scale, atol=0, rtol=2e-2)
 
 
 def test_umeyama_gradients_flow_and_are_finite():
@@ -243,6 +265,16 @@ def test_ransac_mask_padding_and_failure():
     assert res.inlier_ratio[1] < 0.1
     for v in res:
         assert np.isfinite(np.asarray(v, dtype=np.float64)).all()
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_ransac_with_no_points_is_invalid_as_documented(backend):
+    empty = np.zeros((2, 0, 3)) if backend == "numpy" else torch.zeros(2, 0, 3)
+    res = ransac_umeyama(empty, empty, seed=0)
+    assert not np.asarray(res.valid).any()
+    assert tuple(res.inliers.shape) == (2, 0) and tuple(res.rotation.shape) == (2, 3, 3)
+    np.testing.assert_array_equal(np.asarray(res.rotation), np.broadcast_to(np.eye(3), (2, 3, 3)))
+    assert np.isfinite(np.asarray(res.translation)).all()
 
 
 # ---------------------------------------------------------------- poses and errors

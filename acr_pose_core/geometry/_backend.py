@@ -33,6 +33,9 @@ def to_numpy(x: torch.Tensor) -> np.ndarray:
     return x.detach().cpu().numpy()
 
 
+_HALF = (torch.float16, torch.bfloat16)
+
+
 class PointPair(NamedTuple):
     """Corresponding point sets as batched tensors, and how the caller gave them."""
 
@@ -41,12 +44,20 @@ class PointPair(NamedTuple):
     per_point: torch.Tensor | None  # (B, N) weights or mask, on source's device
     is_numpy: bool
     unbatched: bool
+    dtype: torch.dtype  # the caller's float dtype: answers are given in it
 
 
 def point_pair(source: Any, target: Any, per_point: Any = None) -> PointPair:
-    """Batch ``(N, 3)`` input to ``(1, N, 3)`` and make tensors of numpy input; ``per_point`` follows the batching."""
+    """Batch ``(N, 3)`` input to ``(1, N, 3)`` and make tensors of numpy input; ``per_point`` follows the batching.
+
+    float16 and bfloat16 points are computed in float32 (torch's SVD and determinant take neither, and their 3 or 4
+    significant digits would not hold a rotation); :func:`answer_like` gives the answer back in the caller's dtype.
+    """
     is_numpy = not isinstance(source, torch.Tensor)
     src = as_float_tensor(source)
+    dtype = src.dtype
+    if dtype in _HALF:
+        src = src.float()
     tgt = to_torch(target, like=src) if isinstance(target, torch.Tensor) else as_float_tensor(target).to(src.dtype)
     unbatched = src.dim() == 2
     if unbatched:
@@ -55,15 +66,16 @@ def point_pair(source: Any, target: Any, per_point: Any = None) -> PointPair:
     if per_point is not None:
         extra = to_torch(per_point).to(src.device)
         extra = extra[None] if unbatched else extra
-    return PointPair(src, tgt, extra, is_numpy, unbatched)
+    return PointPair(src, tgt, extra, is_numpy, unbatched, dtype)
 
 
 T = TypeVar("T", bound=tuple)
 
 
 def answer_like(result: T, pair: PointPair) -> T:
-    """``result`` (a NamedTuple of batched tensors) without the added batch dimension, as numpy for numpy input."""
-    fields = list(result)
+    """``result`` (a NamedTuple of batched tensors) without the added batch dimension, floating fields in the caller's
+    dtype, as numpy for numpy input."""
+    fields = [x.to(pair.dtype) if x.is_floating_point() else x for x in result]
     if pair.unbatched:
         fields = [x[0] for x in fields]
     if pair.is_numpy:

@@ -224,6 +224,10 @@ def ransac_umeyama(
         usable = usable & pair.per_point.bool()
     src = torch.where(usable[..., None], src, torch.zeros_like(src))
     tgt = torch.where(usable[..., None], tgt, torch.zeros_like(tgt))
+    N = src.shape[1]
+    if N == 0:  # one unusable stand-in point: every object then fails as any object without usable points does
+        src, tgt = src.new_zeros(len(src), 1, 3), tgt.new_zeros(len(tgt), 1, 3)
+        usable = usable.new_zeros(len(usable), 1)
     if isinstance(seed, torch.Generator):
         gen = seed
     else:
@@ -231,7 +235,7 @@ def ransac_umeyama(
     samples = draw_minimal_samples(usable, max_iterations, sample_size, gen)
     with torch.no_grad():
         out = _ransac_torch(src, tgt, usable, samples, inlier_fraction, confidence, min_inlier_ratio, chunk_size)
-    return answer_like(out, pair)
+    return answer_like(out._replace(inliers=out.inliers[:, :N]), pair)
 
 
 def _ransac_umeyama_reference(

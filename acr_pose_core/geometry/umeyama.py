@@ -62,6 +62,8 @@ def umeyama_torch(
         if weights.shape != (B, N):
             raise ValueError(f"weights must be (B, N) = {(B, N)}; got {tuple(weights.shape)}")
         w = weights.to(dtype)
+        if not torch.isfinite(w).all():
+            raise ValueError("weights must be finite (give a zero weight, not NaN or inf, to ignore a point)")
         if (w < 0).any():
             raise ValueError("weights must be non-negative")
     finite = torch.isfinite(source).all(-1) & torch.isfinite(target).all(-1)  # (B, N)
