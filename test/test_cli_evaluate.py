@@ -57,3 +57,14 @@ def test_user_errors_exit_2_with_a_message(tmp_path, capsys):
     empty.mkdir()
     assert main(["evaluate", str(empty), "--format", "spd", "--out", str(tmp_path / "o")]) == 2
     assert "results_*.pkl" in capsys.readouterr().err
+
+
+def test_writing_the_evaluation_into_the_prediction_folder_is_refused(tmp_path, capsys):
+    assert main(["evaluate", "--example", "3", "--out", str(tmp_path / "ex")]) == 0
+    pred = tmp_path / "ex" / "example_predictions"
+    before = sorted(p.name for p in pred.iterdir())
+    capsys.readouterr()
+    assert main(["evaluate", str(pred), "--out", str(pred / "." / ""), "--no-plots"]) == 2
+    assert "is the prediction folder" in capsys.readouterr().err
+    assert sorted(p.name for p in pred.iterdir()) == before  # nothing written among the predictions
+    assert main(["evaluate", str(pred), "--out", str(tmp_path / "elsewhere"), "--no-plots"]) == 0

@@ -153,6 +153,23 @@ def test_non_integer_class_id() -> None:
     np.testing.assert_array_equal(frame_from_dict(d, "f").gt_class_ids, [1, 2, 3])
 
 
+@pytest.mark.parametrize("key", ["gt_class_ids", "pred_class_ids"])
+def test_boolean_class_ids_are_refused(key: str) -> None:
+    d = _community_dict()
+    d[key] = np.ones(len(d[key]), dtype=bool)  # would otherwise read as class 1 (bottle) everywhere
+    with pytest.raises(ResultsFileError, match=rf"f: {key} holds booleans"):
+        frame_from_dict(d, "f")
+
+
+@pytest.mark.parametrize("key", ["gt_scales", "pred_scales"])
+def test_negative_sizes_are_refused(key: str) -> None:
+    d = _community_dict()
+    d[key] = d[key].copy()
+    d[key][1, 2] = -0.1
+    with pytest.raises(ResultsFileError, match=rf"f: {key}\[1\] = .* has a negative box extent"):
+        frame_from_dict(d, "f")
+
+
 @pytest.mark.parametrize("key", ["gt_RTs", "pred_RTs"])
 def test_bad_last_row(key: str) -> None:
     d = _community_dict()

@@ -80,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give PRED_DIR (a directory of prediction files) or --example")
     else:
         pred_dir, fmt = args.pred_dir, args.format
+        if out.resolve() == pred_dir.resolve():
+            # metrics.json would land among the predictions, and the next evaluation would read it as a frame
+            raise ValueError(f"--out {out} is the prediction folder; write the evaluation to another folder")
 
     frames = load_results(pred_dir, fmt)
     start = time.perf_counter()

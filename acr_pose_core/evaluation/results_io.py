@@ -269,6 +269,8 @@ def _check_finite(arr: np.ndarray, key: str, source: str) -> None:
 def _class_ids(d: Mapping, key: str, source: str) -> np.ndarray:
     arr = _numeric(d, key, source)
     arr = _shaped(arr, key, source, "G" if key.startswith("gt") else "P", ())
+    if arr.dtype.kind == "b":  # True would read as class 1 (bottle): a mask is not a list of class ids
+        raise ResultsFileError(f"{source}: {key} holds booleans, expected integer class ids 1..{NUM_CATEGORIES}")
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
         raise ResultsFileError(f"{source}: {key} holds non-integer class ids")
     ids = arr.astype(np.int64)
@@ -306,7 +308,7 @@ def frame_from_dict(d: Mapping, name: str) -> FrameResult:
 
     Raises:
         ResultsFileError: a required key is missing; shapes disagree; a pose, size or score is not finite; a class id
-            is outside 1..6; a pose's last row is not ``[0, 0, 0, 1]``.
+            is outside 1..6 or boolean; a size is negative; a pose's last row is not ``[0, 0, 0, 1]``.
     """
     return _frame_from_dict(d, name, source=name)
 
@@ -347,6 +349,9 @@ def _frame_from_dict(d: Mapping, name: str, source: str) -> FrameResult:
         _check_rows(arr, key, source, n, ids_key)
         if finite:
             _check_finite(arr, key, source)
+        if key.endswith("_scales") and arr.size and (arr < 0).any():
+            row = int(np.flatnonzero((arr < 0).any(axis=1))[0])
+            raise ResultsFileError(f"{source}: {key}[{row}] = {arr[row].tolist()} has a negative box extent")
         arrays[key] = arr
 
     return FrameResult(
