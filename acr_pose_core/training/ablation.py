@@ -16,9 +16,11 @@ full            and the relational assignment graph (RRM graph 3): ACR-Pose
 ==============  ================================================================================
 
 :func:`run_ablation` trains each row into ``out/<row>/`` (a normal run folder: checkpoints, logs, TensorBoard) and
-writes ``out/<row>/result.json`` with the row's last validation metrics when the run is complete. A row with a
-``result.json`` is not trained again, and an interrupted row resumes from its newest checkpoint, so the whole study
-can be stopped and restarted. :func:`ablation_table` formats the results like the paper's table.
+writes ``out/<row>/result.json`` with the row's last validation metrics and its whole configuration when the run is
+complete. A row with a ``result.json`` is not trained again, and an interrupted row resumes from its newest
+checkpoint, so the whole study can be stopped and restarted. Both are keyed to the row's configuration: a finished
+or started row whose settings differ from the ones asked for now is an error listing the differences, never reused.
+:func:`ablation_table` formats the results like the paper's table.
 """
 
 from __future__ import annotations
