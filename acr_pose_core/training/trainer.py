@@ -22,6 +22,7 @@ batch against the (detached) reconstructions. Adam for both, their rates scaled 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -148,10 +149,11 @@ def _check_run_folder(out: Path, resume: bool, overwrite: bool) -> Path | None:
     return None
 
 
-def _resumable_changes(checkpoint: Path, stored: Any, config: TrainConfig) -> dict[str, tuple[Any, Any]]:
+def _resumable_changes(checkpoint: Path, config: TrainConfig) -> dict[str, tuple[Any, Any]]:
     """The settings ``config`` changes against the run's (as its checkpoint recorded them); only
     :data:`~acr_pose_core.training.config.RESUMABLE_CHANGES` are allowed, anything else is a :class:`ValueError`
     listing every change. Settings an older checkpoint lacks count as their defaults."""
+    stored = json.loads(checkpoint.read_text(encoding="utf-8")).get("config")  # a complete checkpoint: valid JSON
     if not isinstance(stored, dict):
         raise ValueError(f"{checkpoint}: records no training configuration; cannot check it against this one")
     changes = config_changes(stored, config, where=str(checkpoint))
@@ -215,6 +217,7 @@ class Trainer:
         self.out = Path(out)
         self.checkpoints = self.out / "checkpoints"
         resume_from = _check_run_folder(self.out, resume, overwrite)
+        changed = {} if resume_from is None else _resumable_changes(resume_from, config)  # before any work
         self.max_steps = max_steps
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.device = _select_device(config.device)
@@ -276,10 +279,8 @@ class Trainer:
             rng={},
         )
         self.resumed_from: Path | None = None
-        changed: dict[str, tuple[Any, Any]] = {}
         if resume_from is not None:
-            document = load_checkpoint(resume_from, self.state, map_location=self.device)
-            changed = _resumable_changes(resume_from, document.get("config"), config)
+            load_checkpoint(resume_from, self.state, map_location=self.device)
             if "torch" in self.state.rng:
                 torch.set_rng_state(self.state.rng["torch"].cpu())
             self.resumed_from = resume_from
