@@ -331,3 +331,50 @@ def test_chamfer_matches_brute_force_in_value_and_gradient(squared):
     torch.testing.assert_close(fast, slow)
     torch.testing.assert_close(fast_grad, slow_grad)
     np.testing.assert_allclose(chamfer_distance(a.detach().numpy()[0], b.numpy()[0], squared), slow[0].item())
+
+
+# ---------------------------------------------------------------- k nearest neighbours
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dims, k", [(3, 20), (16, 36)])
+def test_exact_knn_equals_the_full_direct_matrix_and_ignores_the_batch(dtype, dims, k):
+    """The candidate search plus direct re-ranking gives the full direct matrix's ranks (the same per-pair formula),
+    also in float32, and an item gets the same neighbours alone as in a batch (no float32 luck: the final ranks come
+    from per-pair distances only)."""
+    from acr_pose_core.geometry.pointclouds import _knn_direct, knn_indices
+
+    g = torch.Generator().manual_seed(dims)
+    x = torch.randn(4, 300, dims, generator=g, dtype=torch.float64).to(dtype) * 0.1 + 5.0  # off-centre
+    idx = knn_indices(x, k)
+    assert torch.equal(idx, _knn_direct(x, k))
+    for b in range(4):
+        assert torch.equal(knn_indices(x[b : b + 1], k)[0], idx[b])
+    assert torch.equal(idx[..., 0], torch.arange(300).expand(4, 300))
+
+
+def test_knn_on_a_lattice_and_with_duplicates():
+    """Back-projected depth is nearly a lattice: jittered by a micrometre, the exact mode still finds the direct
+    ranks; an exact duplicate of a point never displaces the point itself from rank 1."""
+    from acr_pose_core.geometry.pointclouds import _knn_direct, knn_indices
+
+    g = torch.Generator().manual_seed(1)
+    u, v = torch.meshgrid(torch.arange(20.0), torch.arange(20.0), indexing="ij")
+    plane = torch.stack([u.flatten() * 1e-3, v.flatten() * 1e-3, torch.full((400,), 0.8)], -1).double()
+    plane = plane + 1e-6 * torch.randn(400, 3, generator=g, dtype=torch.float64)
+    assert torch.equal(knn_indices(plane[None], 9), _knn_direct(plane[None], 9))
+    twice = torch.cat([plane[:50], plane[:50]])[None]  # point i and i + 50 coincide
+    idx = knn_indices(twice, 3)
+    assert torch.equal(idx[0, :, 0], torch.arange(100))
+    assert torch.equal(idx[0, :50, 1], torch.arange(50, 100)) and torch.equal(idx[0, 50:, 1], torch.arange(50))
+
+
+def test_fast_knn_equals_direct_in_float64_and_checks_its_arguments():
+    from acr_pose_core.geometry.pointclouds import _knn_direct, knn_indices
+
+    x = torch.randn(2, 200, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64) + 1e3
+    assert torch.equal(knn_indices(x, 12, exact=False), _knn_direct(x, 12))
+    with pytest.raises(ValueError, match="1 <= k <= L"):
+        knn_indices(x, 201)
+    with pytest.raises(ValueError, match="B, L, D"):
+        knn_indices(x[0], 3)

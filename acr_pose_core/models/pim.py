@@ -20,9 +20,11 @@ ablation isolates rotation invariance.
 
 **2. Local groups.** For each point ``x_i`` the group ``G_i`` is the K = ``config.pim_k`` nearest points (Euclidean
 in 3D, on ``P̂``) *counting x_i itself*: ``x_i`` and its K − 1 nearest other points, sorted by distance,
-``x_i1 = x_i``. (So ``pim_k ≤ N`` as the config checks, and ``pim_k ≥ 2`` is required.) The k-NN runs under
-``no_grad`` (indices carry no gradient) with ``torch.cdist`` in its direct (non-matmul) mode for exact ranks, and the
-diagonal set to −1 so that ``x_i`` is rank 1 of its own group even beside an exact duplicate of itself. Then
+``x_i1 = x_i``. (So ``pim_k ≤ N`` as the config checks, and ``pim_k ≥ 2`` is required.) The k-NN is the exact mode
+of :func:`acr_pose_core.geometry.pointclouds.knn_indices`, without gradient (indices): a matrix-product search for
+K + 8 candidates, re-ranked by direct distances ``|x_j − x_i|``, so the ranks are those of the full matrix of direct
+distances (which the PIM computed before, at several times the cost on a GPU) and do not depend on the batch; ``x_i``
+is rank 1 of its own group even beside an exact duplicate of itself. Then
 
 - ``m_i = (1/K) Σ_j x_ij``, the group's mean geometric centre (yellow in Figure 3);
 - ``n_i = x_i2``, the nearest point other than ``x_i`` itself (green; an exact duplicate of ``x_i`` may be it);
@@ -106,6 +108,7 @@ import math
 import torch
 from torch import nn
 
+from acr_pose_core.geometry.pointclouds import knn_indices
 from acr_pose_core.models.config import ReconstructorConfig
 from acr_pose_core.models.precision import full_precision, full_precision_region
 
@@ -184,10 +187,7 @@ def rotation_invariant_features(points: torch.Tensor, k: int) -> tuple[torch.Ten
     if k < 2:
         raise ValueError(f"a group needs K >= 2 points (the point and its nearest neighbour), got K = {k}")
     B, N, _ = points.shape
-    with torch.no_grad():
-        distance = torch.cdist(points, points, compute_mode="donot_use_mm_for_euclid_dist")  # (B, N, N)
-        distance.diagonal(dim1=1, dim2=2).fill_(-1.0)  # x_i is rank 1 of its own group, even beside a duplicate
-        index = distance.topk(k, dim=-1, largest=False, sorted=True).indices  # (B, N, K)
+    index = knn_indices(points, k, exact=True)  # (B, N, K), x_i first
     batch = torch.arange(B, device=points.device).view(B, 1, 1)
     group = points[batch, index]  # (B, N, K, 3): x_ij
     x = points.unsqueeze(2)  # (B, N, 1, 3): x_i

@@ -49,6 +49,7 @@ import math
 import torch
 from torch import nn
 
+from acr_pose_core.geometry import pointclouds
 from acr_pose_core.models.config import ReconstructorConfig
 from acr_pose_core.models.precision import full_precision, full_precision_region
 
@@ -89,16 +90,13 @@ def knn_indices(features: torch.Tensor, k: int) -> torch.Tensor:
     """``(B, L, k)`` indices of each node's k nearest nodes in feature space (itself included, at distance 0).
 
     ``idx[b, i, r] = j`` means node j is the r-th nearest to node i. How the graphs rank (see "Ranking neighbours" in
-    the module docstring): squared distances ``|a|² + |b|² − 2 a·b`` from one batched matrix product, on features
-    centred on each item's mean (distances unchanged, cancellation smaller), in float32 (float64 for float64
-    features) even under autocast, where bf16's 8-bit mantissa would tie most ranks.
+    the module docstring): the fast mode of :func:`acr_pose_core.geometry.pointclouds.knn_indices`, distances
+    ``|a|² + |b|² − 2 a·b`` from one batched matrix product on features centred on each item's mean (distances
+    unchanged, cancellation smaller), in float32 (float64 for float64 features) even under autocast, where bf16's
+    8-bit mantissa would tie most ranks.
     """
-    with torch.no_grad(), full_precision_region(features):
-        features = full_precision(features)
-        features = features - features.mean(dim=1, keepdim=True)  # (B, L, C) per item: no distance changes
-        sq = features.pow(2).sum(-1)  # (B, L)
-        dist = sq[:, :, None] + sq[:, None, :] - 2 * features @ features.transpose(1, 2)  # (B, L, L)
-        return dist.topk(k, dim=-1, largest=False).indices
+    with full_precision_region(features):
+        return pointclouds.knn_indices(full_precision(features), k, exact=False)
 
 
 class EdgeConv(nn.Module):
