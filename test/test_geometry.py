@@ -238,7 +238,7 @@ def test_ransac_is_seeded_and_independent_of_chunking_and_batching():
     x, y, *_ = make_problem(rng, 4, 256, noise=0.002)
     y, _ = corrupt(rng, y, 0.45)
     a = ransac_umeyama(x, y, seed=5)
-    for chunk in (1, 7, 128):
+    for chunk in (1, 7, 128, None):
         b = ransac_umeyama(x, y, seed=5, chunk_size=chunk)
         np.testing.assert_array_equal(a.inliers, b.inliers)
         np.testing.assert_array_equal(a.num_hypotheses, b.num_hypotheses)

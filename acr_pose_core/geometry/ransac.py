@@ -54,17 +54,21 @@ def draw_minimal_samples(
 ) -> torch.Tensor:
     """(B, H, sample_size) point indices drawn uniformly with replacement among each object's usable points.
 
-    Drawn on the CPU so that a seed gives the same samples on every device. An object without usable points gets
-    index 0 everywhere (its result is invalid anyway).
+    The uniform numbers come from ``generator`` on the CPU, so that a seed gives the same samples on every device;
+    they do not depend on the points, so they travel to the device without the device waiting for the host or the
+    host for the device (pinned memory, asynchronous copy), and the indices are computed where ``usable`` lives.
+    An object without usable points gets index 0 everywhere (its result is invalid anyway).
     """
     B, N = usable.shape
-    usable_cpu = usable.detach().cpu()
-    n_usable = usable_cpu.sum(1, keepdim=True)  # (B, 1)
-    u = torch.rand(B, num_hypotheses * sample_size, generator=generator, dtype=torch.float64)
+    u = torch.rand(B, num_hypotheses * sample_size, generator=generator, dtype=torch.float64)  # CPU
+    if usable.device.type == "cuda":
+        u = u.pin_memory()
+    u = u.to(usable.device, non_blocking=True)
+    n_usable = usable.sum(1, keepdim=True)  # (B, 1)
     rank = (u * n_usable).long().clamp_max((n_usable - 1).clamp_min(0))  # (B, H·k) rank among usable points
-    positions = torch.argsort((~usable_cpu).to(torch.int8), dim=1, stable=True)  # usable indices first, ascending
+    positions = torch.argsort((~usable).to(torch.int8), dim=1, stable=True)  # usable indices first, ascending
     idx = positions.gather(1, rank)
-    return idx.view(B, num_hypotheses, sample_size).to(usable.device)
+    return idx.view(B, num_hypotheses, sample_size)
 
 
 def _point_features(src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
@@ -102,7 +106,7 @@ def _ransac_torch(
     inlier_fraction: float,
     confidence: float,
     min_inlier_ratio: float,
-    chunk_size: int,
+    chunk_size: int | None,
 ) -> RansacResult:
     B, N, _ = source.shape
     H, k = samples.shape[1:]
@@ -125,6 +129,8 @@ def _ransac_torch(
     stopped_at = torch.full((B,), H - 1, dtype=torch.long, device=device)
     done = torch.zeros(B, dtype=torch.bool, device=device)
     batch = torch.arange(B, device=device)
+    if chunk_size is None:  # one chunk of every hypothesis: fixed shapes, no loop, nothing asked of the host
+        chunk_size = H
     start, size = 0, chunk_size
     while start < H:  # the first chunk is chunk_size; later ones are sized by what the stop rule still needs
         stop = min(start + size, H)
@@ -161,7 +167,7 @@ def _ransac_torch(
         best_hyp = torch.where(~done, chosen, best_hyp)
         stopped_at = torch.where(newly, hyp_index[first], stopped_at)
         done = done | newly
-        if bool(done.all()):
+        if stop >= H or bool(done.all()):  # the host reads `done` only when more hypotheses remain
             break
         # The stop rule fires at the first i with (1 − r⁵)^i < 1 − confidence; with the best ratio r so far, that
         # is an estimate of the hypotheses still needed (an underestimate only costs another chunk).
@@ -192,7 +198,7 @@ def ransac_umeyama(
     confidence: float = 0.99,
     min_inlier_ratio: float = 0.1,
     seed: int | torch.Generator = 0,
-    chunk_size: int = 16,
+    chunk_size: int | None = 16,
 ) -> RansacResult:
     """Robust similarity ``target ≈ scale · rotation @ source + translation`` for every object of a frame at once.
 
@@ -208,7 +214,10 @@ def ransac_umeyama(
         seed: an int seed or a CPU ``torch.Generator``; the same seed gives the same result on any device and
             whatever the chunk size.
         chunk_size: hypotheses scored by the first matrix product (later ones are sized from the best inlier
-            ratio so far); a speed knob only, the result does not depend on it.
+            ratio so far, after the host reads whether every object has stopped); None scores all
+            ``max_iterations`` hypotheses in one product, with fixed shapes and no host synchronisation in the loop
+            (for GPUs and CUDA graphs; more arithmetic than the early stop needs). A speed knob only: the result
+            does not depend on it.
 
     Returns:
         :class:`RansacResult` (numpy for numpy input, tensors for tensor input; no batch dimension for (N, 3) input).
