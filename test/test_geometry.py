@@ -354,13 +354,17 @@ def test_exact_knn_equals_the_full_direct_matrix_and_ignores_the_batch(dtype, di
 
 
 def test_knn_on_a_lattice_and_with_duplicates():
-    """Back-projected depth is nearly a lattice: jittered by a micrometre, the exact mode still finds the direct
-    ranks; an exact duplicate of a point never displaces the point itself from rank 1."""
+    """Back-projected depth is nearly a lattice: exact, with its ties broken by index, or jittered by a micrometre, the
+    exact mode finds the direct ranks; an exact duplicate of a point never displaces the point itself from rank 1."""
     from acr_pose_core.geometry.pointclouds import _knn_direct, knn_indices
 
     g = torch.Generator().manual_seed(1)
     u, v = torch.meshgrid(torch.arange(20.0), torch.arange(20.0), indexing="ij")
     plane = torch.stack([u.flatten() * 1e-3, v.flatten() * 1e-3, torch.full((400,), 0.8)], -1).double()
+    # exact ties (4 points at 1, 4 at √2, ...): k = 7 takes two of the four at √2, the lower indices, alone or batched
+    both = torch.stack([plane, plane.flip(0)])
+    assert torch.equal(knn_indices(both, 7), _knn_direct(both, 7))
+    assert torch.equal(knn_indices(both[1:], 7)[0], knn_indices(both, 7)[1])
     plane = plane + 1e-6 * torch.randn(400, 3, generator=g, dtype=torch.float64)
     assert torch.equal(knn_indices(plane[None], 9), _knn_direct(plane[None], 9))
     twice = torch.cat([plane[:50], plane[:50]])[None]  # point i and i + 50 coincide

@@ -6,8 +6,8 @@ k-NN (:func:`knn_indices`), two ways, both one batched matrix product for the se
   fast path; a rank is then only as good as the rounding, about ``ε |a|²`` (ε = 1.2e-7 in float32), so two
   candidates whose distances differ by less than that rank either way.
 - exact: the fast search proposes ``k + margin`` candidates per point, and the candidates are re-ranked by direct
-  distances ``|a − b|``, computed per pair exactly as ``torch.cdist(..., compute_mode="donot_use_mm_for_euclid_dist")``
-  does (the slow obvious version, kept for tests as :func:`_knn_direct`). The result equals the direct version's
+  distances ``|a − b|²``, summed coordinate by coordinate so that a pair's value never depends on anything else (the
+  slow obvious version, the full matrix of the same values, is kept for tests as :func:`_knn_direct`). The result equals the direct version's
   whenever the true k nearest are among the candidates, which fails only if more than ``margin`` points lie within
   the search's rounding of the k-th distance (a lattice or duplicated points, not a sampled surface); then the
   nearest points among the candidates are returned. Direct distances of one pair do not depend on the rest of the
@@ -15,7 +15,8 @@ k-NN (:func:`knn_indices`), two ways, both one batched matrix product for the se
   the PIM's rotation invariance needs; measured on CPU, the exact mode costs a fraction of the full direct matrix
   (``benchmarks/knn.py``).
 
-In both, each point is its own first neighbour, also beside an exact duplicate of itself.
+In both, each point is its own first neighbour, also beside an exact duplicate of itself. In the exact mode, points at
+exactly the same distance rank by index, so even exact ties are broken the same way alone and in a batch.
 """
 
 from __future__ import annotations
@@ -99,23 +100,30 @@ def knn_indices(x: torch.Tensor, k: int, exact: bool = True, margin: int = KNN_M
         if not exact:
             return search.topk(k, dim=-1, largest=False, sorted=True).indices
         c = min(L, k + margin)
-        candidates = search.topk(c, dim=-1, largest=False, sorted=False).indices  # (B, L, c)
+        candidates = search.topk(c, dim=-1, largest=False, sorted=False).indices.sort(dim=-1).values  # (B, L, c)
         batch = torch.arange(B, device=x.device).view(B, 1, 1)
-        direct = _direct_distances(x[batch, candidates], x.unsqueeze(2))  # (B, L, c) |x_j − x_i|
+        direct = _direct_distances(x[batch, candidates], x.unsqueeze(2))  # (B, L, c) |x_j − x_i|²
         own = candidates == torch.arange(L, device=x.device).view(1, L, 1)
         direct = torch.where(own, torch.full_like(direct, -1.0), direct)  # self first, as in the search
-        rank = direct.topk(k, dim=-1, largest=False, sorted=True).indices  # (B, L, k)
+        rank = direct.sort(dim=-1, stable=True).indices[..., :k]  # (B, L, k): equal distances by index
         return candidates.gather(2, rank)
 
 
 def _direct_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``|a − b|`` over the last dimension, broadcast: per pair, independent of everything else in the tensors."""
-    return torch.linalg.vector_norm(a - b, dim=-1)
+    """``|a − b|²`` over the last dimension D, broadcast, summed coordinate by coordinate in order: only elementwise
+    operations, each rounded exactly once whatever the tensors' shapes, the batch or the thread count (a reduction
+    such as ``vector_norm`` may group its terms differently for different shapes), so a pair's value is always the
+    same bits."""
+    diff = a - b  # (..., D)
+    out = diff[..., 0] * diff[..., 0]
+    for j in range(1, diff.shape[-1]):
+        out = out + diff[..., j] * diff[..., j]
+    return out
 
 
 def _knn_direct(x: torch.Tensor, k: int) -> torch.Tensor:
     """The slow obvious k-NN: the full matrix of direct distances (the same per-pair formula as the exact mode),
     self first, ``topk``. For tests and benchmarks; (B, L, L, D) memory."""
-    distance = _direct_distances(x.unsqueeze(2), x.unsqueeze(1))  # (B, L, L): |x_i − x_j|
+    distance = _direct_distances(x.unsqueeze(2), x.unsqueeze(1))  # (B, L, L): |x_i − x_j|²
     distance.diagonal(dim1=1, dim2=2).fill_(-1.0)
-    return distance.topk(k, dim=-1, largest=False, sorted=True).indices
+    return distance.sort(dim=-1, stable=True).indices[..., :k]
