@@ -7,13 +7,13 @@ k-NN (:func:`knn_indices`), two ways, both one batched matrix product for the se
   candidates whose distances differ by less than that rank either way.
 - exact: the fast search proposes ``k + margin`` candidates per point, and the candidates are re-ranked by direct
   distances ``|a − b|²``, summed coordinate by coordinate so that a pair's value never depends on anything else (the
-  slow obvious version, the full matrix of the same values, is kept for tests as :func:`_knn_direct`). The result equals the direct version's
-  whenever the true k nearest are among the candidates, which fails only if more than ``margin`` points lie within
-  the search's rounding of the k-th distance (a lattice or duplicated points, not a sampled surface); then the
-  nearest points among the candidates are returned. Direct distances of one pair do not depend on the rest of the
-  batch or on the thread count, and change under a rotation of the cloud only by their own rounding, which is what
-  the PIM's rotation invariance needs; measured on CPU, the exact mode costs a fraction of the full direct matrix
-  (``benchmarks/knn.py``).
+  slow obvious version, the full matrix of the same values, is kept for tests as :func:`_knn_direct`). The result
+  equals the direct version's whenever the true k nearest are among the candidates, which fails only if more than
+  ``margin`` points lie within the search's rounding of the k-th distance (duplicated points, not a sampled
+  surface); then the nearest points among the candidates are returned. A pair's direct distance does not depend on
+  the rest of the batch or on the thread count, and changes under a rotation of the cloud only by its own rounding,
+  which is what the PIM's rotation invariance needs. On 2 CPU threads it costs about what ``cdist``'s direct matrix
+  does (``benchmarks/knn.py``); on a GPU the direct matrix was most of the Reconstructor's time (not measured here).
 
 In both, each point is its own first neighbour, also beside an exact duplicate of itself. In the exact mode, points at
 exactly the same distance rank by index, so even exact ties are broken the same way alone and in a batch.
