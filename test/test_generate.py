@@ -257,6 +257,12 @@ def _alive(pid: int) -> bool:
     return "State:\tZ" not in status
 
 
+def _default_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_generating(out: Path):
     """``acr-pose generate --workers 2`` in its own session, once its two workers are writing frames."""
     import subprocess
@@ -265,8 +271,10 @@ def _start_generating(out: Path):
 
     command = [sys.executable, "-m", "acr_pose_core.cli.main", "generate", "--out", str(out), "--split", "val",
                "--frames", "400", "--frames-per-scene", "2", "--workers", "2"]  # fmt: skip
+    # Ctrl-C reaches the command as in a terminal even where this test runs with SIGINT ignored (a background job of
+    # a non-interactive shell inherits SIG_IGN, and Python then installs no KeyboardInterrupt handler)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)  # fmt: skip
+                               start_new_session=True, preexec_fn=_default_sigint)  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(out.glob("val/*/*_label.json")):
         time.sleep(0.2)
