@@ -110,14 +110,14 @@ RUN_ENTRIES = ("checkpoints", "log.jsonl", "config.json", "tensorboard", "result
 """What a run writes into its folder (``result.json``: a finished ablation row)."""
 
 
-def _check_run_folder(out: Path, resume: bool, overwrite: bool) -> Path | None:
+def _check_run_folder(out: Path, resume: bool, overwrite: bool, is_main: bool = True) -> Path | None:
     """The checkpoint to resume from (None: start at step 1), after the rules for a run folder:
 
     - ``resume``: the folder must hold a complete checkpoint, else :class:`FileNotFoundError`; newer checkpoints
       that are incomplete or corrupt are skipped with a :class:`RunWarning` naming each;
     - otherwise the folder must not hold a run (:data:`RUN_ENTRIES`), which would be restarted at step 1 over its
-      own files and mixed with them, unless ``overwrite``: then the run's entries are deleted first (on the main
-      process; other files in the folder are left alone).
+      own files and mixed with them, unless ``overwrite``: then the run's entries are deleted first (by the main
+      process, ``is_main``, while the others wait; other files in the folder are left alone).
     """
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other: continue the run, or start it over")
@@ -137,15 +137,15 @@ def _check_run_folder(out: Path, resume: bool, overwrite: bool) -> Path | None:
             f"{out} already holds a run ({', '.join(present)}): continue it with --resume, start it over with "
             "--overwrite (deletes those), or choose another folder"
         )
-    if present and int(os.environ.get("RANK", "0")) == 0:
+    if present and is_main:
         for name in present:
             path = out / name
             if path.is_dir():
                 shutil.rmtree(path)
             else:
                 path.unlink()
-    if present and dist.is_initialized():
-        dist.barrier()  # no rank starts writing before the old run is gone
+    if overwrite and dist.is_initialized():
+        dist.barrier()  # every rank, whatever it saw: none starts before the old run is gone
     return None
 
 
@@ -216,8 +216,6 @@ class Trainer:
         self.config = config
         self.out = Path(out)
         self.checkpoints = self.out / "checkpoints"
-        resume_from = _check_run_folder(self.out, resume, overwrite)
-        changed = {} if resume_from is None else _resumable_changes(resume_from, config)  # before any work
         self.max_steps = max_steps
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.device = _select_device(config.device)
@@ -228,6 +226,8 @@ class Trainer:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(self.device)
         self.is_main = self.rank == 0
+        resume_from = _check_run_folder(self.out, resume, overwrite, self.is_main)
+        changed = {} if resume_from is None else _resumable_changes(resume_from, config)  # before any work
         self.progress = progress
         self.dtype = getattr(torch, config.dtype)
         self.amp = config.amp and self.device.type == "cuda" and self.dtype == torch.float32
