@@ -117,6 +117,11 @@ def test_two_gloo_processes_train(data, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     document = json.loads(latest_checkpoint(out / "checkpoints").read_text())
     assert document["step"] == 2 and document["metadata"]["world_size"] == 2
+    # starting over: the main process clears the old run while the other waits (no rank hangs, none writes early)
+    result = subprocess.run([*command, "--overwrite", "--max-steps", "1"], env=env, capture_output=True, text=True,
+                            timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert [p.name for p in (out / "checkpoints").glob("*.json")] == ["step_000000001.json"]
 
 
 def test_training_needs_data(tmp_path):
