@@ -23,14 +23,13 @@ from acr_pose_core.data.dataset import (
     DatasetConfig,
     PoseDataset,
     RatioSampler,
-    crop_window,
     jitter_colors,
     mixed,
     read_label,
-    resize_bilinear,
     y_canonicaliser,
 )
 from acr_pose_core.data.generate import GenerateConfig, generate
+from acr_pose_core.data.instance import crop_window, resize_bilinear
 from acr_pose_core.data.scene import SceneConfig
 from acr_pose_core.geometry import CameraIntrinsics, backproject, random_rotations, rotation_error_deg, umeyama
 

@@ -1,7 +1,8 @@
 """The training and evaluation dataset of the Reconstructor: one item per object instance of NOCS-layout frames.
 
-Contents, top to bottom: constants and :class:`DatasetConfig`; the per-item steps as plain functions
-(:func:`crop_window`, :func:`resize_bilinear`, :func:`jitter_colors`, :func:`y_canonicaliser`); the label-only
+Contents, top to bottom: constants and :class:`DatasetConfig`; the per-item steps as plain functions (the object's
+model inputs come from :func:`acr_pose_core.data.instance.instance_inputs`, shared with the estimator; here
+:func:`jitter_colors`, :func:`y_canonicaliser`); the label-only
 reader :func:`read_label`; :class:`InstanceRef` and :class:`PoseDataset`; mixing several sources,
 :class:`RatioSampler` and :func:`mixed`.
 
@@ -58,29 +59,24 @@ from torch.utils.data import ConcatDataset, Dataset, Sampler
 
 from acr_pose_core.categories import CLASS_IDS, NUM_CATEGORIES, Y_SYMMETRIC
 from acr_pose_core.data import nocs_format
+from acr_pose_core.data.instance import instance_inputs
 from acr_pose_core.data.nocs_format import FrameLabel, NocsFormatError
 from acr_pose_core.evaluation.results_io import load_pickle
+from acr_pose_core.geometry.camera import CameraIntrinsics
 
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
-    "MAX_WINDOW",
-    "WINDOW_STEP",
     "DatasetConfig",
     "InstanceRef",
     "PoseDataset",
     "RatioSampler",
-    "crop_window",
     "jitter_colors",
     "mixed",
     "read_label",
-    "resize_bilinear",
     "y_canonicaliser",
 ]
 
-WINDOW_STEP = 40
-MAX_WINDOW = 440
-"""Crop windows are multiples of ``WINDOW_STEP`` pixels, at most ``MAX_WINDOW`` (SPD's ``get_bbox``)."""
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 """RGB normalisation of the crop (torchvision's ImageNet statistics, as SPD)."""
@@ -125,63 +121,6 @@ class DatasetConfig:
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Per-item steps
-
-
-def crop_window(bbox: Sequence[int], image_size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """SPD's square crop window around an instance box.
-
-    ``window = (max(y2 − y1, x2 − x1) // 40 + 1) · 40`` capped at 440 (and at the image's smaller side), centred on
-    ``((y1 + y2) // 2, (x1 + x2) // 2)`` with ``rmin = cy − window // 2``, ``rmax = cy + window // 2`` (columns
-    alike), then shifted back inside the image. For 640×480 this is SPD's ``get_bbox`` number for number.
-
-    Args:
-        bbox: ``y1, x1, y2, x2`` in pixels, ends exclusive.
-        image_size: ``(H, W)``.
-
-    Returns:
-        ``rmin, rmax, cmin, cmax`` (ends exclusive) with ``rmax − rmin == cmax − cmin``.
-    """
-    y1, x1, y2, x2 = (int(v) for v in bbox)
-    h, w = (int(v) for v in image_size)
-    window = min((max(y2 - y1, x2 - x1) // WINDOW_STEP + 1) * WINDOW_STEP, MAX_WINDOW, h, w)
-    half = window // 2
-    cy, cx = (y1 + y2) // 2, (x1 + x2) // 2
-    rmin, rmax, cmin, cmax = cy - half, cy + half, cx - half, cx + half
-    if rmin < 0:
-        rmin, rmax = 0, rmax - rmin
-    if cmin < 0:
-        cmin, cmax = 0, cmax - cmin
-    if rmax > h:
-        rmin, rmax = rmin - (rmax - h), h
-    if cmax > w:
-        cmin, cmax = cmin - (cmax - w), w
-    return rmin, rmax, cmin, cmax
-
-
-def _linear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Source indices ``i0, i1`` and weights ``w`` of ``out[j] = (1 − w)·in[i0] + w·in[i1]`` (half-pixel centres)."""
-    src = np.maximum((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0.0)
-    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    return i0, i1, (src - i0).astype(np.float32)
-
-
-def resize_bilinear(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize an (h, w, C) uint8 image to (size, size, C) uint8 with OpenCV's ``INTER_LINEAR`` rule (SPD's resize).
-
-    Half-pixel centres, two taps per axis, clamped at the borders, no antialiasing (Pillow's ``BILINEAR`` widens its
-    filter when shrinking, which would blur the 440-pixel windows differently from the reference). Equals
-    ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False, antialias=False)`` rounded to uint8.
-    """
-    image = np.asarray(image)
-    if image.ndim != 3 or image.dtype != np.uint8:
-        raise ValueError(f"resize_bilinear: expected (h, w, C) uint8, got {image.shape} {image.dtype}")
-    r0, r1, wr = _linear_taps(image.shape[0], size)
-    c0, c1, wc = _linear_taps(image.shape[1], size)
-    img = image.astype(np.float32)
-    rows = img[r0] * (1 - wr)[:, None, None] + img[r1] * wr[:, None, None]  # (S, w, C)
-    out = rows[:, c0] * (1 - wc)[None, :, None] + rows[:, c1] * wc[None, :, None]  # (S, S, C)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def jitter_colors(rgb: np.ndarray, rng: np.random.Generator, strengths: Sequence[float]) -> np.ndarray:
@@ -497,34 +436,13 @@ class PoseDataset(Dataset):
         inst = labels[0] if labels else None
         if inst is None or inst.class_id != ref.class_id or inst.model_id != ref.model_id:
             raise NocsFormatError(f"{ref.prefix}: the label changed since indexing: instance {ref.inst_id} differs")
-        K = frame.label.intrinsics
-
-        # Observed points: valid pixels of the crop window, subsampled or padded to N.
-        rmin, rmax, cmin, cmax = crop_window(inst.bbox, frame.image_size)
-        window = rmax - rmin
-        valid = (frame.mask[rmin:rmax, cmin:cmax] == ref.inst_id) & (frame.depth[rmin:rmax, cmin:cmax] > 0)
-        choose = np.flatnonzero(valid)  # (V,) flat indices row·window + col in the crop
-        num_valid = len(choose)
-        if num_valid > N:
-            choose = choose[np.sort(rng.choice(num_valid, N, replace=False))]
-        elif num_valid > 0:
-            choose = np.pad(choose, (0, N - num_valid), "wrap")
-        else:
-            choose = np.zeros(N, dtype=np.int64)
-        rows, cols = np.divmod(choose, window)  # (N,), (N,) in the crop
-        v, u = rows + rmin, cols + cmin
-        z = frame.depth[v, u].astype(np.float64) / 1000.0
-        points = np.stack([(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z], axis=-1)  # (N, 3)
-        nocs = nocs_format.read_coord_at(ref.prefix, v, u, frame.image_size).astype(np.float64)  # (N, 3)
+        height, width = frame.image_size
+        camera = CameraIntrinsics.from_matrix(frame.label.intrinsics, width, height)
+        obj = instance_inputs(frame.color, frame.depth, frame.mask == ref.inst_id, inst.bbox, camera, N, S, rng)
+        points, rgb, choose, num_valid = obj.points, obj.rgb, obj.choose, obj.num_valid  # (N, 3) m, (S, S, 3), (N,)
+        nocs = nocs_format.read_coord_at(ref.prefix, obj.rows, obj.cols, frame.image_size).astype(np.float64)
         if num_valid == 0:
-            points[:], nocs[:] = 0.0, 0.0
-
-        # RGB crop, resized; choose remapped to the resized crop (SPD's rule).
-        rgb = resize_bilinear(frame.color[rmin:rmax, cmin:cmax], S)  # (S, S, 3) uint8
-        ratio = S / window
-        choose = (np.floor(rows * ratio) * S + np.floor(cols * ratio)).astype(np.int64)
-        if num_valid == 0:
-            choose[:] = 0
+            nocs[:] = 0.0
 
         model = self.models[ref.model_id].astype(np.float64)  # (M, 3)
         scale = inst.scale
@@ -566,7 +484,7 @@ class PoseDataset(Dataset):
             "category": torch.tensor(ref.class_id - 1, dtype=torch.int64),
             "handle_visible": torch.tensor(inst.handle_visible, dtype=torch.bool),
             "valid_points": torch.tensor(num_valid, dtype=torch.int64),
-            "window": torch.tensor([rmin, rmax, cmin, cmax], dtype=torch.int64),
+            "window": torch.tensor(obj.window, dtype=torch.int64),
             "frame": str(ref.prefix),
             "inst_id": ref.inst_id,
         }

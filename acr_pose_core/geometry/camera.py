@@ -11,7 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CAMERA_INTRINSICS", "REAL_INTRINSICS", "CameraIntrinsics", "backproject", "pixel_rays", "project"]
+__all__ = [
+    "CAMERA_INTRINSICS",
+    "REAL_INTRINSICS",
+    "CameraIntrinsics",
+    "backproject",
+    "pixel_points",
+    "pixel_rays",
+    "project",
+]
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,10 @@ def backproject(
         valid &= mask.astype(bool)
     pixels = np.flatnonzero(valid)
     v, u = np.divmod(pixels, intrinsics.width)
-    z = depth.reshape(-1)[pixels].astype(np.float64)
-    points = np.stack([(u - intrinsics.cx) * z / intrinsics.fx, (v - intrinsics.cy) * z / intrinsics.fy, z], -1)
-    return points, pixels
+    return pixel_points(u, v, depth.reshape(-1)[pixels].astype(np.float64), intrinsics), pixels
+
+
+def pixel_points(u: np.ndarray, v: np.ndarray, z: np.ndarray, intrinsics: CameraIntrinsics) -> np.ndarray:
+    """``(M, 3)`` camera-frame points ``((u − cx)·z/fx, (v − cy)·z/fy, z)`` of pixels ``(u, v)`` (columns, rows,
+    ``(M,)`` each) at depths ``z (M,)`` in metres: the back-projection of every part of the package."""
+    return np.stack([(u - intrinsics.cx) * z / intrinsics.fx, (v - intrinsics.cy) * z / intrinsics.fy, z], -1)
