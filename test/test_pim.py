@@ -13,6 +13,7 @@ from acr_pose_core.models.pim import (
     NUM_GEOMETRIC_FEATURES,
     PointMLP,
     PoseIrrelevantModule,
+    global_context,
     make_point_encoder,
     normalise_cloud,
     rotation_invariant_features,
@@ -133,10 +134,28 @@ def test_rejects_bad_input():
 # ---------------------------------------------------------------- invariance and equivariance
 
 
+@pytest.mark.parametrize("context", [False, True])
 @pytest.mark.parametrize("layers", [1, 2, 4])
-def test_invariant_to_rotation_and_translation_float64(layers):
-    error = invariance_error(tiny_pim(pim_layers=layers), objects(TINY.num_points))
+def test_invariant_to_rotation_and_translation_float64(layers, context):
+    error = invariance_error(tiny_pim(pim_layers=layers, pim_context=context), objects(TINY.num_points))
     assert error < 1e-6, f"pim_layers={layers}: relative change {error:.2e} under rotation and translation"
+
+
+def test_global_context_by_hand_and_its_invariance():
+    """Four points on a line and one off it, centred: ρ, the signed height along the major axis (its sign from the
+    third moment), the distance from that axis and the distance to the farthest point, worked out by hand."""
+    cloud = torch.tensor([[-2.0, 0, 0], [-1.0, 0, 0], [0.0, 0, 0], [3.0, 0, 0], [0.0, 0.5, 0]], dtype=torch.float64)
+    cloud = cloud - cloud.mean(0)  # centroid (0, 0.1, 0)
+    context = global_context(cloud[None])[0]  # (5, 4)
+    x, y = cloud[:, 0], cloud[:, 1]
+    torch.testing.assert_close(context[:, 0], cloud.norm(dim=1))  # ρ
+    torch.testing.assert_close(context[:, 1], x, atol=1e-6, rtol=0)  # Σ x³ > 0: the axis points to +x
+    torch.testing.assert_close(context[:, 2], y.abs(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(context[:, 3], (cloud - cloud[3]).norm(dim=1))  # (3, -0.1, 0) is the farthest
+    rotation = torch.as_tensor(random_rotations(1, np.random.default_rng(4))[0])
+    torch.testing.assert_close(global_context((cloud @ rotation.T)[None])[0], context, atol=1e-12, rtol=0)
+    # the axis' sign follows the third moment, not the frame: the point-reflected cloud gets the same heights
+    torch.testing.assert_close(global_context(-cloud[None])[0, :, 1], x, atol=1e-6, rtol=0)
 
 
 def test_invariant_to_rotation_and_translation_paper_k():
@@ -254,8 +273,9 @@ def test_geometric_features_gradcheck():
 # ---------------------------------------------------------------- gradients
 
 
-def test_every_parameter_gets_a_gradient():
-    model = tiny_pim()
+@pytest.mark.parametrize("context", [False, True])
+def test_every_parameter_gets_a_gradient(context):
+    model = tiny_pim(pim_context=context)
     clouds = objects(TINY.num_points)
     out = model(clouds)
     weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(2), dtype=out.dtype)

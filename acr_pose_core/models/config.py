@@ -29,6 +29,7 @@ class ReconstructorConfig:
     backbone_weights: str | None = None  # a local file of ImageNet weights for the backbone; never downloaded
     # ablation switches (Table 3); off = a plain MLP in the module's place
     pose_irrelevant: bool = True  # PIM: rotation-invariant convolutions on centred points
+    pim_context: bool = False  # the PIM also sees where each point lies on the object (rotation-invariant, pim.py 6.)
     relational_instance: bool = True  # RRM graph 1
     relational_deformation: bool = True  # RRM graph 2
     relational_assignment: bool = True  # RRM graph 3
