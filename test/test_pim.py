@@ -142,20 +142,19 @@ def test_invariant_to_rotation_and_translation_float64(layers, context):
 
 
 def test_global_context_by_hand_and_its_invariance():
-    """Four points on a line and one off it, centred: ρ, the signed height along the major axis (its sign from the
-    third moment), the distance from that axis and the distance to the farthest point, worked out by hand."""
+    """Four points on a line and one off it, centred: coordinates in the sign-fixed principal frame (x: the line,
+    signed so that the third moment is positive; y: across it, likewise; z = x × y), distance to the centroid and to
+    the farthest point, worked out by hand; unchanged by a rotation."""
     cloud = torch.tensor([[-2.0, 0, 0], [-1.0, 0, 0], [0.0, 0, 0], [3.0, 0, 0], [0.0, 0.5, 0]], dtype=torch.float64)
-    cloud = cloud - cloud.mean(0)  # centroid (0, 0.1, 0)
-    context = global_context(cloud[None])[0]  # (5, 4)
-    x, y = cloud[:, 0], cloud[:, 1]
-    torch.testing.assert_close(context[:, 0], cloud.norm(dim=1))  # ρ
-    torch.testing.assert_close(context[:, 1], x, atol=1e-6, rtol=0)  # Σ x³ > 0: the axis points to +x
-    torch.testing.assert_close(context[:, 2], y.abs(), atol=1e-6, rtol=0)
-    torch.testing.assert_close(context[:, 3], (cloud - cloud[3]).norm(dim=1))  # (3, -0.1, 0) is the farthest
+    cloud = cloud - cloud.mean(0)  # centroid (0, 0.1, 0); Σ x³ = 18 > 0, Σ y³ = 0.06 > 0
+    context = global_context(cloud[None])[0]  # (5, 5)
+    torch.testing.assert_close(context[:, :3], cloud, atol=1e-9, rtol=0)  # the frame is x, y, z here
+    torch.testing.assert_close(context[:, 3], cloud.norm(dim=1))
+    torch.testing.assert_close(context[:, 4], (cloud - cloud[3]).norm(dim=1))  # (3, -0.1, 0) is the farthest
     rotation = torch.as_tensor(random_rotations(1, np.random.default_rng(4))[0])
-    torch.testing.assert_close(global_context((cloud @ rotation.T)[None])[0], context, atol=1e-12, rtol=0)
-    # the axis' sign follows the third moment, not the frame: the point-reflected cloud gets the same heights
-    torch.testing.assert_close(global_context(-cloud[None])[0, :, 1], x, atol=1e-6, rtol=0)
+    torch.testing.assert_close(global_context((cloud @ rotation.T)[None])[0], context, atol=1e-9, rtol=0)
+    # the axes' signs follow the third moments, not the frame: the point-reflected cloud gets the same x and y
+    torch.testing.assert_close(global_context(-cloud[None])[0, :, :2], cloud[:, :2], atol=1e-9, rtol=0)
 
 
 def test_invariant_to_rotation_and_translation_paper_k():

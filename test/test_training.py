@@ -175,6 +175,7 @@ def test_shipped_configurations_parse_and_the_paper_one_has_the_paper_numbers():
         192,
     )
     assert (paper.batch_size, paper.lr_reconstructor, paper.lr_discriminator) == (96, 1e-4, 1e-5)
+    assert paper.samples_per_epoch == 1500 * 96  # SPD's epoch, which the paper's schedule counts in
     assert [paper.schedule.factor(e) for e in (0, 10, 30, 40)] == [1.0, 0.5, 0.1, 0.01]
     w = paper.losses
     assert (w.discriminator, w.generator, w.correspondence, w.chamfer, w.entropy, w.regulariser) == (

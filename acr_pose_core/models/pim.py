@@ -138,7 +138,7 @@ __all__ = [
 ]
 
 NUM_GEOMETRIC_FEATURES = 12  # F: a1..a4, d1..d5, s1..s3
-NUM_CONTEXT_FEATURES = 4  # G: ρ, p, h, d (section 6.)
+NUM_CONTEXT_FEATURES = 5  # G: q1, q2, q3, ρ, d (section 6.)
 _POWER_STEPS = 8  # power iterations for the context's principal axis
 _FRAME_FLOOR = 1e-2  # τ: LRF axes shorter than τ·(group radius) are shrunk, not normalised
 _NORM_GROUPS = 8  # GroupNorm uses gcd(channels, _NORM_GROUPS) groups
@@ -234,22 +234,34 @@ def rotation_invariant_features(points: torch.Tensor, k: int) -> tuple[torch.Ten
     return torch.cat([features, sphere], dim=-1), index  # (B, N, K, F), (B, N, K)
 
 
-def global_context(points: torch.Tensor) -> torch.Tensor:
-    """``(B, N, G)`` global rotation-invariant inputs ``(ρ, p, h, d)`` of every point of the normalised cloud
-    ``points (B, N, 3)`` (centred; module docstring, 6.)."""
-    B, N, _ = points.shape
-    radius = torch.linalg.vector_norm(points, dim=-1)  # (B, N) ρ
-    far = points[torch.arange(B, device=points.device), radius.argmax(dim=1)]  # (B, 3) f
-    covariance = points.transpose(1, 2) @ points / N  # (B, 3, 3)
-    axis = far
+def _principal_axis(covariance: torch.Tensor, start: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """``(B, 3)`` unit axis: power iteration on ``covariance (B, 3, 3)`` from ``start (B, 3)``, the sign chosen so that
+    the third moment of ``points (B, N, 3)`` along it is ≥ 0 (a rotation-equivariant function of its inputs)."""
+    axis = start
     for _ in range(_POWER_STEPS):
         axis = _normalise((covariance @ axis.unsqueeze(-1)).squeeze(-1))  # (B, 3)
-    along = (points @ axis.unsqueeze(-1)).squeeze(-1)  # (B, N)
-    sign = torch.where(along.pow(3).sum(dim=1, keepdim=True) < 0, -1.0, 1.0).to(points.dtype)  # (B, 1)
-    along = along * sign  # (B, N) p
-    across = torch.linalg.vector_norm(points - along.unsqueeze(-1) * (sign * axis).unsqueeze(1), dim=-1)  # (B, N) h
+    third = (points @ axis.unsqueeze(-1)).squeeze(-1).pow(3).sum(dim=1, keepdim=True)  # (B, 1)
+    return axis * torch.where(third < 0, -1.0, 1.0).to(points.dtype)
+
+
+def global_context(points: torch.Tensor) -> torch.Tensor:
+    """``(B, N, G)`` global rotation-invariant inputs ``(q1, q2, q3, ρ, d)`` of every point of the normalised cloud
+    ``points (B, N, 3)`` (centred; module docstring, 6.)."""
+    B, N, _ = points.shape
+    batch = torch.arange(B, device=points.device)
+    radius = torch.linalg.vector_norm(points, dim=-1)  # (B, N) ρ
+    far = points[batch, radius.argmax(dim=1)]  # (B, 3) f
+    covariance = points.transpose(1, 2) @ points / N  # (B, 3, 3)
+    e1 = _principal_axis(covariance, far, points)  # (B, 3)
+    off_axis = points - (points @ e1.unsqueeze(-1)) * e1.unsqueeze(1)  # (B, N, 3) components across e1
+    widest = off_axis[batch, torch.linalg.vector_norm(off_axis, dim=-1).argmax(dim=1)]  # (B, 3)
+    across = torch.eye(3, dtype=points.dtype, device=points.device) - e1.unsqueeze(-1) * e1.unsqueeze(1)  # (B, 3, 3)
+    e2 = _principal_axis(across @ covariance @ across, widest, points)  # (B, 3), ⟂ e1
+    e3 = torch.linalg.cross(e1, e2, dim=-1)  # (B, 3): a proper frame
+    frame = torch.stack([e1, e2, e3], dim=1)  # (B, 3, 3) rows e1, e2, e3
+    coordinates = points @ frame.transpose(1, 2)  # (B, N, 3) q
     to_far = torch.linalg.vector_norm(points - far.unsqueeze(1), dim=-1)  # (B, N) d
-    return torch.stack([radius, along, across, to_far], dim=-1)
+    return torch.cat([coordinates, radius.unsqueeze(-1), to_far.unsqueeze(-1)], dim=-1)
 
 
 # ---------------------------------------------------------------- layers
@@ -337,8 +349,9 @@ class PoseIrrelevantModule(nn.Module):
         self.layers = nn.ModuleList(
             RotationInvariantConv(c_in, c_out, kernel_width) for c_in, c_out in zip(in_widths, widths, strict=True)
         )
-        if self.context:  # the pooled global feature on every point, mapped back to C
-            self.head = _PointLayer(2 * widths[-1], config.channels)
+        if self.context:  # a point's own context and the pooled global feature on every point, mapped back to C
+            self.own_context = _PointLayer(NUM_CONTEXT_FEATURES, embedding_width)
+            self.head = _PointLayer(2 * widths[-1] + embedding_width, config.channels)
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
         """Canonical-related features ``(B, N, C)`` of ``points (B, N, 3)``, ``N ≥ pim_k``."""
@@ -355,7 +368,8 @@ class PoseIrrelevantModule(nn.Module):
             features = layer(features[batch, index], geometry)  # (B, N, K, C_in): output at x_ij -> (B, N, C_out)
         if self.context:
             pooled = features.amax(dim=1, keepdim=True).expand_as(features)  # (B, N, C): the object's feature
-            features = self.head(torch.cat([features, pooled], dim=-1))  # (B, N, 2C) -> (B, N, C)
+            own = self.own_context(context.to(features.dtype))  # (B, N, C/2)
+            features = self.head(torch.cat([features, pooled, own], dim=-1))  # (B, N, 2C + C/2) -> (B, N, C)
         return features  # (B, N, C)
 
 
