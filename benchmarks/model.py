@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from _report import write_result  # benchmarks/_report.py (run as python benchmarks/NAME.py)
 
-from acr_pose_core.geometry import ransac_umeyama
+from acr_pose_core.geometry import poses_from_nocs
 from acr_pose_core.models.config import ReconstructorConfig
 from acr_pose_core.models.discriminator import Discriminator
 from acr_pose_core.models.losses import LossWeights, discriminator_loss, generator_loss, reconstruction_losses
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     def infer():
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             out = model(*(frame[k] for k in ("points", "rgb", "choose", "category", "prior")))
-        return ransac_umeyama(out.nocs.float(), frame["points"], seed=0)
+        return poses_from_nocs(out.nocs.float(), frame["points"], seed=0)
 
     def forward_only():
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):

@@ -382,3 +382,19 @@ def test_fast_knn_equals_direct_in_float64_and_checks_its_arguments():
         knn_indices(x, 201)
     with pytest.raises(ValueError, match="B, L, D"):
         knn_indices(x[0], 3)
+
+
+def test_poses_from_nocs_recover_built_poses_ignore_padding_and_miss_empty_objects():
+    from acr_pose_core.geometry import poses_from_nocs
+
+    rng = np.random.default_rng(21)
+    x, y, s, R, t = make_problem(rng, 3, 200, noise=0.001)
+    nocs, points = torch.from_numpy(x).float(), torch.from_numpy(y).float()
+    points[0, 150:] = 50.0  # padding beyond object 0's 150 valid points: never used
+    fit = poses_from_nocs(nocs, points, torch.tensor([150, 200, 0]), seed=0)
+    assert fit.valid.tolist() == [True, True, False] and fit.sRT.dtype == torch.float64
+    truth = compose_sRT(s, R, t)
+    np.testing.assert_allclose(fit.sRT[:2].numpy(), truth[:2], atol=5e-3)
+    np.testing.assert_array_equal(fit.sRT[2].numpy(), np.eye(4))  # no points: a missed object, not a made-up pose
+    scale, rotation, translation = decompose_sRT(fit.sRT[:2].numpy())
+    assert np.all(angle_deg(rotation, R[:2]) < 0.5)

@@ -14,7 +14,7 @@ from acr_pose_core.geometry.camera import (
     project,
 )
 from acr_pose_core.geometry.pointclouds import chamfer_distance
-from acr_pose_core.geometry.ransac import RansacResult, ransac_umeyama
+from acr_pose_core.geometry.ransac import ObjectPoses, RansacResult, poses_from_nocs, ransac_umeyama
 from acr_pose_core.geometry.rotations import (
     compose_sRT,
     decompose_sRT,
@@ -33,6 +33,7 @@ __all__ = [
     "pixel_rays",
     "project",
     "IoUMode",
+    "ObjectPoses",
     "RansacResult",
     "SimilarityTransform",
     "box_corners",
@@ -41,6 +42,7 @@ __all__ = [
     "decompose_sRT",
     "iou_3d",
     "pose_errors",
+    "poses_from_nocs",
     "random_rotations",
     "ransac_umeyama",
     "rotation_about_y",

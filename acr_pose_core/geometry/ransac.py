@@ -23,7 +23,7 @@ import torch
 from acr_pose_core.geometry._backend import ArrayLike, answer_like, point_pair
 from acr_pose_core.geometry.umeyama import _fit
 
-__all__ = ["RansacResult", "ransac_umeyama"]
+__all__ = ["ObjectPoses", "RansacResult", "poses_from_nocs", "ransac_umeyama"]
 
 
 class RansacResult(NamedTuple):
@@ -245,6 +245,40 @@ def ransac_umeyama(
     with torch.no_grad():
         out = _ransac_torch(src, tgt, usable, samples, inlier_fraction, confidence, min_inlier_ratio, chunk_size)
     return answer_like(out._replace(inliers=out.inliers[:, :N]), pair)
+
+
+class ObjectPoses(NamedTuple):
+    """Poses of B objects from their reconstructions (:func:`poses_from_nocs`).
+
+    Attributes:
+        sRT: (B, 4, 4) float64, ``p_camera = sRT[:3, :3] @ p_nocs + sRT[:3, 3]`` (metres); the identity where invalid.
+        valid: (B,) bool, False where the alignment failed (a missed object, never a made-up pose).
+        inlier_ratio: (B,) float64, RANSAC's best inlier ratio.
+    """
+
+    sRT: torch.Tensor
+    valid: torch.Tensor
+    inlier_ratio: torch.Tensor
+
+
+def poses_from_nocs(
+    nocs: torch.Tensor, points: torch.Tensor, num_valid: torch.Tensor | None = None, seed: int = 0
+) -> ObjectPoses:
+    """Model output → pose: each object's reconstructed NOCS points ``nocs (B, N, 3)`` aligned with its observed
+    points ``points (B, N, 3)`` (metres) by :func:`ransac_umeyama` in float64, the first ``num_valid[b]`` points of
+    object ``b`` used (None: all; the rest are padding). The one place the trainer's validation, the benchmarks and
+    the estimator turn reconstructions into poses; the size is the model's (``ReconstructorOutput.size``)."""
+    B, N, _ = nocs.shape
+    mask = None
+    if num_valid is not None:
+        mask = torch.arange(N, device=nocs.device)[None] < num_valid.to(nocs.device)[:, None]  # (B, N)
+    fit = ransac_umeyama(nocs.double(), points.double().to(nocs.device), mask, seed=seed)
+    sRT = torch.zeros(B, 4, 4, dtype=torch.float64, device=nocs.device)
+    sRT[:, :3, :3] = fit.scale[:, None, None] * fit.rotation  # s·R
+    sRT[:, :3, 3] = fit.translation
+    sRT[:, 3, 3] = 1.0
+    identity = torch.eye(4, dtype=torch.float64, device=nocs.device).expand(B, 4, 4)
+    return ObjectPoses(torch.where(fit.valid[:, None, None], sRT, identity), fit.valid, fit.inlier_ratio)
 
 
 def _ransac_umeyama_reference(

@@ -16,7 +16,7 @@ batch against the (detached) reconstructions. Adam for both, their rates scaled 
 - Logs: a progress bar, ``log.jsonl`` (one JSON object per log step and per validation), and TensorBoard event
   files in ``tensorboard/`` when the ``tensorboard`` package is installed.
 - Validation: the NOCS metrics (:mod:`~acr_pose_core.evaluation.metrics`) of held-out instances with their true
-  masks, the pose of each from the reconstruction by RANSAC-Umeyama (:func:`~acr_pose_core.geometry.ransac_umeyama`)
+  masks, the pose of each from the reconstruction by RANSAC-Umeyama (:func:`~acr_pose_core.geometry.poses_from_nocs`)
   and its size from the deformed prior.
 """
 
@@ -44,7 +44,7 @@ from acr_pose_core.data.priors import load_priors
 from acr_pose_core.evaluation.metrics import evaluate_frames
 from acr_pose_core.evaluation.results import FrameResult
 from acr_pose_core.fileio import json_text, write_atomically
-from acr_pose_core.geometry import compose_sRT, ransac_umeyama
+from acr_pose_core.geometry import poses_from_nocs
 from acr_pose_core.models.discriminator import Discriminator
 from acr_pose_core.models.losses import (
     chamfer_loss,
@@ -387,9 +387,8 @@ class Trainer:
                 nocs = full_precision(out.nocs)
                 losses["correspondence"].append(float(correspondence_loss(nocs, batch["nocs"])))
                 losses["chamfer"].append(float(chamfer_loss(full_precision(out.deformed_prior), batch["model"])))
-                N = nocs.shape[1]
-                mask = torch.arange(N, device=nocs.device)[None] < batch["valid_points"][:, None]
-                fit = ransac_umeyama(nocs.double(), batch["points"].double(), mask, seed=0)
+                fit = poses_from_nocs(nocs, batch["points"], batch["valid_points"], seed=0)
+                poses, found = fit.sRT.cpu().numpy(), fit.valid.cpu().numpy()  # (b, 4, 4), (b,)
                 size = out.size.float().cpu().numpy()
                 for i, name in enumerate(frame_names):
                     rec = frames[name]
@@ -397,12 +396,9 @@ class Trainer:
                     rec["gt_sRT"].append(batch["sRT"][i].double().cpu().numpy())
                     rec["gt_size"].append(batch["size"][i].double().cpu().numpy())
                     rec["gt_handle_visible"].append(bool(batch["handle_visible"][i]))
-                    if bool(fit.valid[i]):  # a failed alignment is a missed object
-                        pose = compose_sRT(
-                            float(fit.scale[i]), fit.rotation[i].cpu().numpy(), fit.translation[i].cpu().numpy()
-                        )
+                    if found[i]:  # a failed alignment is a missed object
                         rec["pred_class_ids"].append(int(batch["class_id"][i]))
-                        rec["pred_sRT"].append(pose)
+                        rec["pred_sRT"].append(poses[i])
                         rec["pred_size"].append(size[i])
                         rec["pred_scores"].append(1.0)
         self.reconstructor.train()
