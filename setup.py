@@ -36,6 +36,7 @@ INSTALL_REQUIRES = [
     "safetensors",  # checkpoints and the shipped model: tensors without pickle
     "pyyaml",  # training configurations in config/
     "threadpoolctl",  # one math-library thread per worker process (acr_pose_core/threads.py)
+    "opencv-python-headless",  # drawing poses over images, colour/depth image files
 ]
 # embreex (Intel Embree ray casting) renders the synthetic data set and tensorboard shows training logs; neither is
 # needed at run time on a robot, so they are extras (`pip install "acr_pose_ros[render,train]"`), which the scripts

@@ -36,6 +36,7 @@ PIP_TO_ROSDEP = {
     "safetensors": "python3-safetensors",
     "pyyaml": "python3-yaml",
     "threadpoolctl": "python3-threadpoolctl",
+    "opencv-python-headless": "python3-opencv",
 }
 """pip requirement name -> the rosdep key that package.xml must list as exec_depend."""
 

@@ -104,6 +104,33 @@ def test_every_json_a_run_writes_is_strict_with_nan_as_null(data, tmp_path):
         strict_json('{"a": NaN}')  # the checker itself refuses what Python's json writes by default
 
 
+def test_a_run_exports_to_a_model_folder_that_reconstructs_as_the_trainer_did(data, tmp_path):
+    from acr_pose_core.cli.main import main
+    from acr_pose_core.data.priors import load_priors
+    from acr_pose_core.training.model_folder import export_checkpoint, load_model_folder
+
+    trainer = Trainer(tiny(data, "val=[]", "samples_per_epoch=16"), tmp_path / "run", progress=False, max_steps=2)
+    trainer.run()
+    model = trainer.reconstructor.eval()
+    folder = export_checkpoint(tmp_path / "run", tmp_path / "model", weights_dtype="float32")
+    loaded = load_model_folder(folder)
+    assert loaded.info["source"]["step"] == 2 and loaded.info["reconstructor"]["channels"] == 16
+    np.testing.assert_array_equal(loaded.priors.points, load_priors().resampled(128).points)
+    g = torch.Generator().manual_seed(0)
+    args = (
+        torch.randn(2, 128, 3, generator=g) * 0.05,
+        torch.randn(2, 3, 64, 64, generator=g),
+        torch.randint(0, 64 * 64, (2, 128), generator=g),
+        torch.tensor([1, 4]),
+        torch.from_numpy(loaded.priors.points[[1, 4]]),
+    )
+    with torch.no_grad():
+        assert torch.equal(model(*args).nocs, loaded.reconstructor(*args).nocs)
+    assert main(["export", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "half")]) == 0
+    assert load_model_folder(tmp_path / "half").info["weights"]["dtype"] == "float16"
+    assert main(["export", "--run", str(tmp_path / "empty"), "--out", str(tmp_path / "x")]) == 2
+
+
 def test_two_gloo_processes_train(data, tmp_path):
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")

@@ -42,6 +42,8 @@ SUBCOMMANDS: dict[str, str] = {
     "evaluate": "acr_pose_core.cli.evaluate",
     "train": "acr_pose_core.cli.train",
     "ablation": "acr_pose_core.cli.ablation",
+    "export": "acr_pose_core.cli.export",
+    "demo": "acr_pose_core.cli.demo",
 }
 """Subcommand name -> module path, in the order ``acr-pose --help`` lists them."""
 

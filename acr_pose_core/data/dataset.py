@@ -59,7 +59,7 @@ from torch.utils.data import ConcatDataset, Dataset, Sampler
 
 from acr_pose_core.categories import CLASS_IDS, NUM_CATEGORIES, Y_SYMMETRIC
 from acr_pose_core.data import nocs_format
-from acr_pose_core.data.instance import instance_inputs
+from acr_pose_core.data.instance import IMAGENET_MEAN, IMAGENET_STD, instance_inputs, normalise_crop
 from acr_pose_core.data.nocs_format import FrameLabel, NocsFormatError
 from acr_pose_core.evaluation.results_io import load_pickle
 from acr_pose_core.geometry.camera import CameraIntrinsics
@@ -77,8 +77,6 @@ __all__ = [
     "y_canonicaliser",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 """RGB normalisation of the crop (torchvision's ImageNet statistics, as SPD)."""
 
 _MUG = CLASS_IDS["mug"]
@@ -469,9 +467,8 @@ class PoseDataset(Dataset):
         sRT = np.eye(4)
         sRT[:3, :3] = scale * rotation
         sRT[:3, 3] = translation
-        image = (rgb.astype(np.float32) / 255 - np.float32(IMAGENET_MEAN)) / np.float32(IMAGENET_STD)  # (S, S, 3)
         return {
-            "rgb": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),  # (3, S, S)
+            "rgb": torch.from_numpy(normalise_crop(rgb)),  # (3, S, S)
             "points": torch.from_numpy(points.astype(np.float32)),
             "choose": torch.from_numpy(choose),
             "nocs": torch.from_numpy(nocs.astype(np.float32)),

@@ -35,7 +35,7 @@ from acr_pose_core.fileio import json_text, write_atomically
 from acr_pose_core.geometry.camera import CAMERA_INTRINSICS, REAL_INTRINSICS, CameraIntrinsics
 from acr_pose_core.threads import limit_worker_threads
 
-__all__ = ["GenerateConfig", "GenerateSummary", "generate", "render_frame", "write_split_models"]
+__all__ = ["GenerateConfig", "GenerateSummary", "generate", "render_frame", "scene_frame", "write_split_models"]
 
 _MUG = CLASS_IDS["mug"]
 _HANDLE_MIN_PIXELS = 10
@@ -151,6 +151,17 @@ def render_frame(
         label=label,
         prefix=Path(),
     )
+
+
+def scene_frame(config: GenerateConfig, scene_index: int = 0, frame_index: int = 0) -> nocs_format.Frame:
+    """Frame ``frame_index`` of scene ``scene_index`` of ``config``, rendered in memory: the frame :func:`generate`
+    writes at that place (same seeds), for the demo and tests that want one scene without a data set on disk."""
+    if not 0 <= frame_index < config.frames_per_scene or scene_index < 0:
+        raise ValueError(f"scene {scene_index}, frame {frame_index}: outside the configuration's scenes")
+    scene = make_scene(_rng(config, scene_index, 0), config.split, config.scene)
+    rng = _rng(config, scene_index, frame_index + 1)
+    camera = sample_camera(rng, scene, config.scene)
+    return render_frame(scene, scene.renderer(), camera, config.intrinsics, config.profile, rng)
 
 
 def _generate_scene(config: GenerateConfig, scene_index: int) -> tuple[int, int]:

@@ -20,11 +20,24 @@ import numpy as np
 
 from acr_pose_core.geometry.camera import CameraIntrinsics, pixel_points
 
-__all__ = ["MAX_WINDOW", "WINDOW_STEP", "InstanceInputs", "crop_window", "instance_inputs", "resize_bilinear"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "MAX_WINDOW",
+    "WINDOW_STEP",
+    "InstanceInputs",
+    "crop_window",
+    "instance_inputs",
+    "normalise_crop",
+    "resize_bilinear",
+]
 
 WINDOW_STEP = 40
 MAX_WINDOW = 440
 """Crop windows are multiples of ``WINDOW_STEP`` pixels, at most ``MAX_WINDOW`` (SPD's ``get_bbox``)."""
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+"""Per-channel RGB statistics the crops are normalised with (torchvision's ImageNet values, as SPD)."""
 
 
 def crop_window(bbox: Sequence[int], image_size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -155,3 +168,9 @@ def instance_inputs(
         points[:] = 0.0
         choose[:] = 0
     return InstanceInputs(points, rgb, choose, v, u, num_valid, (rmin, rmax, cmin, cmax))
+
+
+def normalise_crop(rgb: np.ndarray) -> np.ndarray:
+    """(S, S, 3) uint8 RGB crop → (3, S, S) float32 network input ``(rgb / 255 − mean) / std`` (ImageNet's)."""
+    image = (rgb.astype(np.float32) / 255 - np.float32(IMAGENET_MEAN)) / np.float32(IMAGENET_STD)  # (S, S, 3)
+    return np.ascontiguousarray(image.transpose(2, 0, 1))

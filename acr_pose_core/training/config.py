@@ -33,6 +33,7 @@ __all__ = [
     "ScheduleConfig",
     "TrainConfig",
     "config_changes",
+    "config_from_dict",
     "config_to_dict",
     "load_train_config",
 ]
@@ -183,6 +184,12 @@ def config_changes(stored: dict, config: TrainConfig, where: str = "") -> dict[s
     a = _flatten(config_to_dict(load_train_config(None, [], tree=stored, where=where)))
     b = _flatten(config_to_dict(config))
     return {key: (a.get(key), b.get(key)) for key in sorted(a.keys() | b.keys()) if a.get(key) != b.get(key)}
+
+
+def config_from_dict(cls: type, values: Any, where: str = "") -> Any:
+    """Instantiate the settings dataclass ``cls`` (e.g. a ``ReconstructorConfig`` read from a model folder) from a
+    mapping, strictly: unknown keys and values of the wrong type are a :class:`ValueError` naming ``where``."""
+    return _build(cls, values, where)
 
 
 def _build(cls: type, values: Any, where: str) -> Any:

@@ -1,0 +1,33 @@
+"""``acr-pose export``: a training run's checkpoint → a model folder that ``PoseEstimator`` loads.
+
+Example::
+
+    acr-pose export --run runs/paper --out models/paper            # newest complete checkpoint, float16 weights
+    acr-pose export --run runs/paper/step_000144000.json --out models/paper --dtype float32
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "turn a training run's checkpoint into a model folder (weights, configuration, priors) for inference"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", type=Path, required=True, help="run folder (its newest checkpoint) or checkpoint")
+    parser.add_argument("--out", type=Path, required=True, help="model folder to write")
+    parser.add_argument(
+        "--dtype",
+        choices=("float16", "bfloat16", "float32"),
+        default="float16",
+        help="stored weight type (default float16: half the size)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from acr_pose_core.training.model_folder import export_checkpoint
+
+    out = export_checkpoint(args.run, args.out, args.dtype)
+    print(f"[export] wrote {out} ({', '.join(sorted(p.name for p in out.iterdir()))})")
+    return 0

@@ -1,0 +1,227 @@
+"""Where the object masks of a frame come from: one small interface, four sources.
+
+A *mask source* is any callable ``source(rgb, depth, intrinsics) -> Detections``:
+
+- ``rgb``: (H, W, 3) uint8, RGB order;
+- ``depth``: (H, W) float32 metres, 0 where there is no measurement;
+- ``intrinsics``: :class:`~acr_pose_core.geometry.camera.CameraIntrinsics` of the frame.
+
+The sources shipped here:
+
+1. a trained instance segmenter (``acr_pose_core.detection.segmenter``, when it lands);
+2. :func:`detections_from_frame`: the ground-truth masks of a NOCS-format frame (for evaluation and the demo);
+3. :func:`read_mask_results`: precomputed masks in the format the community shares Mask R-CNN outputs in (NOCS's
+   and SPD's ``results_*.pkl`` with ``rois, class_ids, scores, masks``), read with the restricted unpickler;
+4. :func:`as_mask_source`: any callable of the user's (their own YOLO or SAM) returning :class:`Detections`, a
+   ``(masks, class_ids, scores)`` tuple or a mapping with those keys; class ids may be category names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from acr_pose_core.categories import CATEGORIES, CLASS_IDS, NUM_CATEGORIES
+from acr_pose_core.data import nocs_format
+from acr_pose_core.evaluation.results_io import ResultsFileError, load_pickle
+from acr_pose_core.geometry.camera import CameraIntrinsics
+
+__all__ = [
+    "Detections",
+    "InputError",
+    "MaskSource",
+    "as_mask_source",
+    "detections_from_frame",
+    "read_mask_results",
+]
+
+
+class InputError(ValueError):
+    """A frame, a camera or a set of detections that cannot be used; the message names the problem."""
+
+
+class MaskSource(Protocol):
+    def __call__(self, rgb: np.ndarray, depth: np.ndarray, intrinsics: CameraIntrinsics) -> Detections: ...
+
+
+def _class_ids(values: Any) -> np.ndarray:
+    """Class ids 1..6 from ids or category names."""
+    values = list(np.asarray(values).reshape(-1)) if not isinstance(values, (list, tuple)) else list(values)
+    out = []
+    for value in values:
+        if isinstance(value, (str, np.str_)):
+            if str(value) not in CLASS_IDS:
+                raise InputError(f"class {value!r} is not one of the categories {', '.join(CATEGORIES)}")
+            out.append(CLASS_IDS[str(value)])
+        elif isinstance(value, (bool, np.bool_)) or not float(value).is_integer():
+            raise InputError(f"class id {value!r} is not an integer 1..{NUM_CATEGORIES} or a category name")
+        else:
+            out.append(int(value))
+    ids = np.array(out, dtype=np.int64)
+    bad = (ids < 1) | (ids > NUM_CATEGORIES)
+    if bad.any():
+        raise InputError(f"class id {int(ids[bad][0])} is not 1..{NUM_CATEGORIES} ({', '.join(CATEGORIES)})")
+    return ids
+
+
+def _mask_boxes(masks: np.ndarray) -> np.ndarray:
+    """(K, 4) int64 boxes ``y1, x1, y2, x2`` (ends exclusive) of (K, H, W) masks; all zero for an empty mask."""
+    boxes = np.zeros((len(masks), 4), dtype=np.int64)
+    for k, mask in enumerate(masks):
+        if mask.any():
+            boxes[k] = nocs_format.mask_bbox(mask)
+    return boxes
+
+
+@dataclass(frozen=True)
+class Detections:
+    """K objects found in an H×W frame.
+
+    Attributes:
+        masks: (K, H, W) bool.
+        class_ids: (K,) int64, 1..6 (:data:`~acr_pose_core.categories.CATEGORIES` order).
+        scores: (K,) float64 in [0, 1].
+        boxes: (K, 4) int64 ``y1, x1, y2, x2`` in pixels, ends exclusive (the crop window is built around it).
+    """
+
+    masks: np.ndarray
+    class_ids: np.ndarray
+    scores: np.ndarray
+    boxes: np.ndarray
+
+    @classmethod
+    def from_masks(
+        cls,
+        masks: Any,
+        class_ids: Any,
+        scores: Any = None,
+        boxes: Any = None,
+    ) -> Detections:
+        """Checked detections: ``masks`` (K, H, W) (bool or 0/1), ``class_ids`` ids 1..6 or category names,
+        ``scores`` (default 1), ``boxes`` (default: each mask's box).
+
+        Raises:
+            InputError: shapes that disagree, class ids outside 1..6, scores outside [0, 1] or not finite.
+        """
+        masks = np.asarray(masks)
+        if masks.ndim != 3:
+            raise InputError(f"masks must be (K, H, W), got shape {masks.shape}")
+        if masks.dtype != bool:
+            if masks.dtype.kind not in "iuf" or not np.isin(masks, (0, 1)).all():
+                raise InputError(f"masks must be bool or 0/1, got {masks.dtype} values")
+            masks = masks.astype(bool)
+        K = len(masks)
+        ids = _class_ids(class_ids) if K else np.zeros(0, dtype=np.int64)
+        if ids.shape != (K,):
+            raise InputError(f"{K} masks but {ids.size} class ids")
+        scores = np.ones(K) if scores is None else np.asarray(scores, dtype=np.float64).reshape(-1)
+        if scores.shape != (K,):
+            raise InputError(f"{K} masks but {scores.size} scores")
+        if not np.isfinite(scores).all() or ((scores < 0) | (scores > 1)).any():
+            raise InputError(f"scores must be finite and in [0, 1], got {scores}")
+        if boxes is None:
+            boxes = _mask_boxes(masks)
+        boxes = np.asarray(boxes)
+        if boxes.shape != (K, 4) or (K and not np.isfinite(boxes).all()):
+            raise InputError(f"boxes must be (K, 4) = ({K}, 4) finite y1, x1, y2, x2, got shape {boxes.shape}")
+        return cls(masks, ids, scores, np.rint(boxes).astype(np.int64).reshape(K, 4))
+
+    @classmethod
+    def empty(cls, height: int, width: int) -> Detections:
+        """No objects in an ``height × width`` frame."""
+        return cls(np.zeros((0, height, width), bool), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 4), np.int64))
+
+    def __len__(self) -> int:
+        return len(self.class_ids)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """``(H, W)`` of the masks."""
+        return int(self.masks.shape[1]), int(self.masks.shape[2])
+
+
+def detections_from_frame(frame: nocs_format.Frame) -> Detections:
+    """The ground-truth masks of a NOCS-format frame: one per labelled instance of a category (class 1..6), in label
+    order (meta order without a label), score 1, the label's box."""
+    if frame.label is not None:
+        objects = [(i.inst_id, i.class_id, i.bbox) for i in frame.label.instances]
+    else:
+        objects = [(m.inst_id, m.class_id, None) for m in frame.meta if m.class_id > 0]
+    masks = [frame.mask == inst_id for inst_id, _, _ in objects]
+    keep = [k for k, mask in enumerate(masks) if mask.any()]
+    H, W = frame.image_size
+    if not keep:
+        return Detections.empty(H, W)
+    boxes = [objects[k][2] if objects[k][2] is not None else nocs_format.mask_bbox(masks[k]) for k in keep]
+    return Detections.from_masks(np.stack([masks[k] for k in keep]), [objects[k][1] for k in keep], None, boxes)
+
+
+def read_mask_results(path: str | os.PathLike) -> Detections:
+    """Precomputed masks of one frame in NOCS's/SPD's Mask R-CNN result pickle (``results_*.pkl``): a dict with
+    ``rois`` (K, 4) ``y1, x1, y2, x2``, ``class_ids`` (K,), ``scores`` (K,) and ``masks`` (H, W, K) (the layout of
+    ``mrcnn_results/`` in SPD's release), read with the restricted unpickler (no code runs).
+
+    Raises:
+        FileNotFoundError: no such file.
+        InputError: not such a dict, or its arrays disagree.
+    """
+    try:
+        d = load_pickle(path)
+    except ResultsFileError as error:
+        raise InputError(str(error)) from None
+    if not isinstance(d, Mapping):
+        raise InputError(f"{path}: expected a dict with rois, class_ids, scores, masks; got {type(d).__name__}")
+    missing = {"rois", "class_ids", "scores", "masks"} - set(d)
+    if missing:
+        raise InputError(
+            f"{path}: missing {sorted(missing)} (a Mask R-CNN results file has rois, class_ids, scores, masks)"
+        )
+    masks = np.asarray(d["masks"])
+    if masks.ndim != 3:
+        raise InputError(f"{path}: masks must be (H, W, K), got shape {masks.shape}")
+    try:
+        return Detections.from_masks(np.moveaxis(masks, -1, 0), d["class_ids"], d["scores"], d["rois"])
+    except InputError as error:
+        raise InputError(f"{path}: {error}") from None
+
+
+def _to_detections(result: Any, image_size: tuple[int, int], where: str) -> Detections:
+    if isinstance(result, Detections):
+        detections = result
+    elif isinstance(result, Mapping):
+        missing = {"masks", "class_ids"} - set(result)
+        if missing:
+            raise InputError(f"{where} returned a mapping without {sorted(missing)}")
+        detections = Detections.from_masks(result["masks"], result["class_ids"], result.get("scores"))
+    elif isinstance(result, Sequence) and len(result) in (2, 3):
+        detections = Detections.from_masks(*result)
+    else:
+        raise InputError(
+            f"{where} returned {type(result).__name__}; expected Detections, (masks, class_ids, scores)"
+            " or a mapping with those keys"
+        )
+    if len(detections) and detections.image_size != tuple(image_size):
+        raise InputError(
+            f"{where} returned {detections.image_size[0]}x{detections.image_size[1]} masks for a "
+            f"{image_size[0]}x{image_size[1]} frame"
+        )
+    return detections
+
+
+def as_mask_source(fn: Callable[..., Any]) -> MaskSource:
+    """Wrap a user's callable ``fn(rgb, depth, intrinsics)`` (arguments as in the module docstring) so that what it
+    returns is checked and turned into :class:`Detections`: ``Detections``; ``(masks, class_ids[, scores])`` with
+    masks (K, H, W); or a mapping with keys ``masks``, ``class_ids`` and optionally ``scores``."""
+    if not callable(fn):
+        raise TypeError(f"a mask source must be callable, got {type(fn).__name__}")
+    name = getattr(fn, "__name__", type(fn).__name__)
+
+    def source(rgb: np.ndarray, depth: np.ndarray, intrinsics: CameraIntrinsics) -> Detections:
+        return _to_detections(fn(rgb, depth, intrinsics), depth.shape[:2], f"mask source {name!r}")
+
+    source.__name__ = name
+    return source

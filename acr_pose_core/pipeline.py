@@ -1,0 +1,430 @@
+"""Frame in, poses out: the :class:`PoseEstimator`.
+
+For one RGB-D frame:
+
+1. masks, classes and scores from a mask source (:mod:`acr_pose_core.detection`), or given;
+2. each object → the Reconstructor's inputs (:func:`acr_pose_core.data.instance.instance_inputs`, the same function
+   the training Dataset calls, and :func:`~acr_pose_core.data.instance.normalise_crop`);
+3. all objects of the frame through the Reconstructor in one batch → NOCS points ``(B, N, 3)`` and the deformed
+   priors;
+4. one batched RANSAC-Umeyama call (:func:`acr_pose_core.geometry.poses_from_nocs`, the same function the trainer's
+   validation calls) → ``sRT``; the size is the deformed prior's box, ``2 · max_m |P_c + M_d|`` (SPD's rule).
+
+Conventions: camera frame OpenCV (x right, y down, z forward), metres; ``p_camera = s·R·p_nocs + t`` with
+``sRT[:3, :3] = s·R``; metric size = ``s · size_nocs`` along the object's own x, y, z; box corners in the
+reference's order (:func:`acr_pose_core.geometry.boxes.box_corners`).
+
+Input rules (:func:`check_frame`): colour (H, W, 3) uint8, RGB unless ``color_order="bgr"``; depth (H, W) uint16
+(millimetres unless ``depth_scale`` says otherwise) or float32/float64 (metres unless ``depth_scale``), where 0,
+negative values, NaN and infinities mean "no measurement"; intrinsics a
+:class:`~acr_pose_core.geometry.camera.CameraIntrinsics` or a 3×3 matrix. Anything else raises
+:class:`~acr_pose_core.detection.InputError` naming the problem. An object with fewer than ``min_points`` object
+pixels with depth is dropped with its reason; one whose alignment fails likewise: no object gets a made-up pose.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from acr_pose_core.categories import category_name
+from acr_pose_core.data.instance import InstanceInputs, instance_inputs, normalise_crop
+from acr_pose_core.detection import Detections, InputError, MaskSource, as_mask_source
+from acr_pose_core.geometry import poses_from_nocs
+from acr_pose_core.geometry.boxes import box_corners, transform_points
+from acr_pose_core.geometry.camera import CameraIntrinsics
+from acr_pose_core.geometry.rotations import decompose_sRT
+from acr_pose_core.training.model_folder import LoadedModel, load_model_folder
+
+__all__ = [
+    "CheckedFrame",
+    "DroppedObject",
+    "FrameEstimate",
+    "InputError",
+    "ObjectPose",
+    "PoseEstimator",
+    "check_frame",
+    "choose_device",
+]
+
+MIN_POINTS = 32
+"""Fewest object pixels with depth an object needs (SPD's evaluation skips objects with fewer than 32)."""
+
+
+def choose_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: CUDA when available, else CPU; anything else as torch reads it."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class CheckedFrame:
+    """A frame that passed :func:`check_frame`."""
+
+    rgb: np.ndarray  # (H, W, 3) uint8, RGB order
+    depth: np.ndarray  # (H, W) the depth as given (uint16 or float), not copied
+    depth_units_per_metre: float  # depth / depth_units_per_metre = metres
+    depth_metres: np.ndarray  # (H, W) float32 metres, 0 where there is no measurement
+    intrinsics: CameraIntrinsics
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.depth.shape[0]), int(self.depth.shape[1])
+
+
+def _intrinsics(intrinsics: Any, height: int, width: int) -> CameraIntrinsics:
+    if isinstance(intrinsics, CameraIntrinsics):
+        camera = intrinsics
+        if (camera.height, camera.width) != (height, width):
+            raise InputError(
+                f"the intrinsics are for {camera.height}x{camera.width} images, the frame is {height}x{width}"
+            )
+    else:
+        try:
+            K = np.asarray(intrinsics, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InputError(
+                f"intrinsics must be CameraIntrinsics or a 3x3 matrix, got {type(intrinsics).__name__}"
+            ) from None
+        if K.shape != (3, 3):
+            raise InputError(f"intrinsics must be a 3x3 camera matrix, got shape {K.shape}")
+        if not np.isfinite(K).all():
+            raise InputError("the camera matrix has NaN or infinite entries")
+        if not np.allclose(K[[1, 2, 2], [0, 0, 1]], 0.0) or K[2, 2] != 1.0 or K[0, 1] != 0.0:
+            raise InputError(f"not a pinhole camera matrix [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]: {K.tolist()}")
+        camera = CameraIntrinsics.from_matrix(K, width, height)
+    values = np.array([camera.fx, camera.fy, camera.cx, camera.cy], dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise InputError(f"intrinsics must be finite, got fx={camera.fx} fy={camera.fy} cx={camera.cx} cy={camera.cy}")
+    if camera.fx <= 0 or camera.fy <= 0:
+        raise InputError(f"focal lengths must be positive, got fx={camera.fx} fy={camera.fy} (an uncalibrated camera?)")
+    return camera
+
+
+def check_frame(
+    rgb: Any,
+    depth: Any,
+    intrinsics: Any,
+    depth_scale: float | None = None,
+    color_order: Literal["rgb", "bgr"] = "rgb",
+) -> CheckedFrame:
+    """Check a frame against the input rules (module docstring) and bring it to the estimator's conventions.
+
+    Args:
+        rgb: (H, W, 3) uint8 colour image.
+        depth: (H, W) uint16 or float depth aligned to ``rgb`` (same camera, same size).
+        intrinsics: the camera of both images.
+        depth_scale: metres per depth unit; None: 0.001 for uint16 (millimetres), 1 for float (metres).
+        color_order: ``"rgb"`` or ``"bgr"`` (OpenCV's ``imread`` and ROS ``bgr8`` images).
+
+    Raises:
+        InputError: naming the problem.
+    """
+    if color_order not in ("rgb", "bgr"):
+        raise InputError(f"color_order must be 'rgb' or 'bgr', got {color_order!r}")
+    if not isinstance(rgb, np.ndarray) or not isinstance(depth, np.ndarray):
+        raise InputError(f"rgb and depth must be numpy arrays, got {type(rgb).__name__} and {type(depth).__name__}")
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        hint = " (drop the alpha channel: rgb[..., :3])" if rgb.ndim == 3 and rgb.shape[2] == 4 else ""
+        raise InputError(f"rgb must be (H, W, 3), got shape {rgb.shape}{hint}")
+    if rgb.dtype != np.uint8:
+        raise InputError(f"rgb must be uint8, got {rgb.dtype}")
+    if depth.ndim == 3 and depth.shape[2] == 1:
+        depth = depth[..., 0]
+    if depth.ndim != 2:
+        raise InputError(f"depth must be (H, W), got shape {depth.shape}")
+    if depth.shape != rgb.shape[:2]:
+        raise InputError(
+            f"rgb is {rgb.shape[0]}x{rgb.shape[1]} but depth is {depth.shape[0]}x{depth.shape[1]}; "
+            "align the depth to the colour camera first"
+        )
+    if depth.dtype == np.uint16:
+        scale = 0.001 if depth_scale is None else depth_scale
+    elif depth.dtype in (np.float32, np.float64):
+        scale = 1.0 if depth_scale is None else depth_scale
+    else:
+        raise InputError(f"depth must be uint16 (e.g. millimetres) or float32 (metres), got {depth.dtype}")
+    if not (isinstance(scale, (int, float)) and np.isfinite(scale) and scale > 0):
+        raise InputError(f"depth_scale must be a positive number of metres per depth unit, got {depth_scale!r}")
+    height, width = depth.shape
+    if height < 2 or width < 2:
+        raise InputError(f"the frame is {height}x{width} pixels")
+    camera = _intrinsics(intrinsics, height, width)
+    metres = depth.astype(np.float32) * np.float32(scale)  # (H, W) metres
+    metres[~np.isfinite(metres) | (metres < 0)] = 0.0
+    rgb = np.ascontiguousarray(rgb[..., ::-1]) if color_order == "bgr" else rgb
+    return CheckedFrame(rgb, depth, 1.0 / scale, metres, camera)
+
+
+@dataclass(frozen=True)
+class ObjectPose:
+    """One object's estimate. Camera frame (OpenCV), metres.
+
+    Attributes:
+        detection: the object's index in the frame's detections (masks given or from the mask source).
+        class_id: 1..6; ``category`` its name.
+        score: the mask source's score in [0, 1].
+        sRT: (4, 4) float64, ``p_camera = sRT[:3, :3] @ p_nocs + sRT[:3, 3]``, ``sRT[:3, :3] = scale · rotation``.
+        rotation: (3, 3) float64, ``det = +1``.
+        translation: (3,) float64 metres, the object's NOCS origin (its box centre).
+        scale: NOCS units → metres (the box diagonal of a NOCS-normalised object is 1).
+        size_nocs: (3,) float64 NOCS-unit box extents; ``size = scale · size_nocs`` (3,) metres along x, y, z.
+        corners: (8, 3) float64 box corners in the camera frame, metres.
+        mask: (H, W) bool, the object's pixels.
+        box: (4,) int64 ``y1, x1, y2, x2`` image box (ends exclusive).
+        nocs: (N, 3) float32 the reconstructed NOCS coordinates of the sampled points ``points``.
+        points: (N, 3) float32 the observed points, camera frame, metres.
+        num_points: object pixels with depth (before sampling to N).
+        inlier_ratio: RANSAC's inlier ratio of the alignment.
+    """
+
+    detection: int
+    class_id: int
+    category: str
+    score: float
+    sRT: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+    scale: float
+    size_nocs: np.ndarray
+    size: np.ndarray
+    corners: np.ndarray
+    mask: np.ndarray = field(repr=False)
+    box: np.ndarray = field(repr=False)
+    nocs: np.ndarray = field(repr=False)
+    points: np.ndarray = field(repr=False)
+    num_points: int = 0
+    inlier_ratio: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (no masks or point arrays)."""
+        return {
+            "detection": self.detection,
+            "class_id": self.class_id,
+            "category": self.category,
+            "score": self.score,
+            "sRT": self.sRT.tolist(),
+            "translation_m": self.translation.tolist(),
+            "rotation": self.rotation.tolist(),
+            "scale": self.scale,
+            "size_nocs": self.size_nocs.tolist(),
+            "size_m": self.size.tolist(),
+            "corners_m": self.corners.tolist(),
+            "box_yxyx": self.box.tolist(),
+            "num_points": self.num_points,
+            "inlier_ratio": self.inlier_ratio,
+        }
+
+
+@dataclass(frozen=True)
+class DroppedObject:
+    """A detected object (index ``detection`` in the frame's detections) that got no pose, and why (``reason``)."""
+
+    detection: int
+    class_id: int
+    category: str
+    score: float
+    mask: np.ndarray = field(repr=False)
+    box: np.ndarray = field(repr=False)
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "detection": self.detection,
+            "class_id": self.class_id,
+            "category": self.category,
+            "score": self.score,
+            "box_yxyx": self.box.tolist(),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class FrameEstimate:
+    """The estimate of one frame: ``objects`` with poses (in detection order) and ``dropped`` ones."""
+
+    objects: list[ObjectPose]
+    dropped: list[DroppedObject]
+    image_size: tuple[int, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "image_size": list(self.image_size),
+            "objects": [o.to_dict() for o in self.objects],
+            "dropped": [d.to_dict() for d in self.dropped],
+        }
+
+
+class PoseEstimator:
+    """Category-level 6D pose and size of the objects in RGB-D frames.
+
+    Args:
+        model: a model folder (:mod:`acr_pose_core.training.model_folder`), an already loaded
+            :class:`~acr_pose_core.training.model_folder.LoadedModel`, or None for the shipped default.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:1"``, ...; chosen once, here.
+        mask_source: where masks come from when :meth:`estimate` is given none: a mask source or any callable
+            ``fn(rgb, depth_metres, intrinsics)`` (see :mod:`acr_pose_core.detection`); None: masks must be given.
+        min_points: objects with fewer object pixels with depth are dropped (never posed).
+        seed: seeds the point sampling and RANSAC of every frame, so the same frame gives the same answer.
+
+    Example::
+
+        estimator = PoseEstimator(mask_source=my_segmenter)
+        result = estimator.estimate(rgb, depth_mm, K)
+        for obj in result.objects:
+            print(obj.category, obj.translation, obj.size)
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike | LoadedModel | None = None,
+        device: str | torch.device = "auto",
+        mask_source: MaskSource | Callable[..., Any] | None = None,
+        min_points: int = MIN_POINTS,
+        seed: int = 0,
+    ) -> None:
+        if min_points < 3:
+            raise ValueError(f"min_points must be at least 3 (a similarity needs three points), got {min_points}")
+        self.device = choose_device(device)
+        loaded = model if isinstance(model, LoadedModel) else load_model_folder(model, device="cpu")
+        self.model = loaded
+        self.reconstructor = loaded.reconstructor.to(self.device).eval()
+        self.config = loaded.reconstructor.config
+        self._priors = torch.from_numpy(loaded.priors.points).to(self.device, torch.float32)  # (6, M, 3)
+        self.mask_source = None if mask_source is None else as_mask_source(mask_source)
+        self.min_points = int(min_points)
+        self.seed = int(seed)
+
+    def inputs(self, frame: CheckedFrame, detections: Detections) -> list[InstanceInputs]:
+        """Each detected object's model inputs (the Dataset's function, with the frame's depth units)."""
+        rng = np.random.default_rng(self.seed)
+        return [
+            instance_inputs(
+                frame.rgb,
+                frame.depth,
+                detections.masks[k],
+                detections.boxes[k],
+                frame.intrinsics,
+                self.config.num_points,
+                self.config.image_size,
+                rng,
+                depth_units_per_metre=frame.depth_units_per_metre,
+            )
+            for k in range(len(detections))
+        ]
+
+    @torch.no_grad()
+    def estimate(
+        self,
+        rgb: np.ndarray,
+        depth: np.ndarray,
+        intrinsics: CameraIntrinsics | np.ndarray,
+        masks: Detections | None = None,
+        depth_scale: float | None = None,
+        color_order: Literal["rgb", "bgr"] = "rgb",
+    ) -> FrameEstimate:
+        """Poses and sizes of the objects in one frame (see the module docstring for the rules).
+
+        Args:
+            rgb, depth, intrinsics, depth_scale, color_order: the frame, as :func:`check_frame` takes it.
+            masks: the objects; None: ask the estimator's mask source.
+
+        Raises:
+            InputError: a bad frame, camera or detections; or no masks and no mask source.
+        """
+        frame = check_frame(rgb, depth, intrinsics, depth_scale, color_order)
+        if masks is None:
+            if self.mask_source is None:
+                raise InputError("no masks given and the estimator has no mask source")
+            masks = self.mask_source(frame.rgb, frame.depth_metres, frame.intrinsics)
+        if not isinstance(masks, Detections):
+            raise InputError(f"masks must be Detections (see acr_pose_core.detection), got {type(masks).__name__}")
+        if len(masks) and masks.image_size != frame.image_size:
+            raise InputError(
+                f"the masks are {masks.image_size[0]}x{masks.image_size[1]}, the frame "
+                f"{frame.image_size[0]}x{frame.image_size[1]}"
+            )
+        objects = self.inputs(frame, masks)
+        dropped: dict[int, str] = {}
+        for k, obj in enumerate(objects):
+            if obj.num_valid < self.min_points:
+                pixels = int(masks.masks[k].sum())
+                dropped[k] = (
+                    f"{obj.num_valid} of its {pixels} mask pixels have depth; at least {self.min_points} needed"
+                    if pixels
+                    else "empty mask"
+                )
+        keep = [k for k in range(len(objects)) if k not in dropped]
+        posed: dict[int, ObjectPose] = {}
+        if keep:
+            posed = self._reconstruct(masks, [objects[k] for k in keep], keep, dropped)
+        return FrameEstimate(
+            objects=[posed[k] for k in sorted(posed)],
+            dropped=[
+                DroppedObject(
+                    k,
+                    int(masks.class_ids[k]),
+                    category_name(int(masks.class_ids[k])),
+                    float(masks.scores[k]),
+                    masks.masks[k],
+                    masks.boxes[k],
+                    reason,
+                )
+                for k, reason in sorted(dropped.items())
+            ],
+            image_size=frame.image_size,
+        )
+
+    def _reconstruct(
+        self, masks: Detections, objects: list[InstanceInputs], index: list[int], dropped: dict[int, str]
+    ) -> dict[int, ObjectPose]:
+        """One Reconstructor batch and one RANSAC-Umeyama call for ``objects`` (detections ``index``)."""
+        dev = self.device
+        class_ids = masks.class_ids[index]  # (B,)
+        points = torch.from_numpy(np.stack([o.points for o in objects]).astype(np.float32)).to(dev)  # (B, N, 3) m
+        rgb = torch.from_numpy(np.stack([normalise_crop(o.rgb) for o in objects])).to(dev)  # (B, 3, S, S)
+        choose = torch.from_numpy(np.stack([o.choose for o in objects])).to(dev)  # (B, N)
+        category = torch.from_numpy(class_ids - 1).to(dev)  # (B,) 0..5
+        prior = self._priors[category]  # (B, M, 3)
+        out = self.reconstructor(points, rgb, choose, category, prior)
+        N = self.config.num_points
+        num_valid = torch.tensor([min(o.num_valid, N) for o in objects], device=dev)  # distinct points first
+        fit = poses_from_nocs(out.nocs, points, num_valid, seed=self.seed)
+        sRT = fit.sRT.cpu().numpy()  # (B, 4, 4) float64
+        size_nocs = out.size.double().cpu().numpy()  # (B, 3)
+        valid = fit.valid.cpu().numpy()
+        ratio = fit.inlier_ratio.cpu().numpy()
+        nocs = out.nocs.float().cpu().numpy()
+        result: dict[int, ObjectPose] = {}
+        for b, k in enumerate(index):
+            if not valid[b]:
+                dropped[k] = f"no consistent alignment of its reconstruction (RANSAC inlier ratio {ratio[b]:.2f})"
+                continue
+            scale, rotation, translation = decompose_sRT(sRT[b])
+            class_id = int(class_ids[b])
+            result[k] = ObjectPose(
+                detection=k,
+                class_id=class_id,
+                category=category_name(class_id),
+                score=float(masks.scores[k]),
+                sRT=sRT[b],
+                rotation=rotation,
+                translation=translation,
+                scale=float(scale),
+                size_nocs=size_nocs[b],
+                size=float(scale) * size_nocs[b],
+                corners=transform_points(sRT[b], box_corners(size_nocs[b])),
+                mask=masks.masks[k],
+                box=masks.boxes[k],
+                nocs=nocs[b],
+                points=objects[b].points.astype(np.float32),
+                num_points=objects[b].num_valid,
+                inlier_ratio=float(ratio[b]),
+            )
+        return result

@@ -1,0 +1,218 @@
+"""Model folders: what :class:`~acr_pose_core.pipeline.PoseEstimator` loads and ``acr-pose export`` writes.
+
+A training run keeps everything needed to continue it (optimiser state, RNG, the whole configuration); a model
+folder keeps what inference needs, in files a robot can read without the training code's history:
+
+- ``model.json``: ``format`` (``"acr-pose-model"``), ``version``, ``reconstructor`` (the
+  :class:`~acr_pose_core.models.config.ReconstructorConfig` fields: sizes and switches, hence N points and S×S
+  crops), ``weights`` (file name, stored dtype, sha256), ``priors`` (file name) and ``source`` (where the weights
+  came from: run, step, git commit, training configuration, validation metrics; free-form, for people).
+- ``reconstructor.safetensors``: the Reconstructor's state dict; floating tensors stored as ``weights_dtype``
+  (float16 for the shipped default: half the bytes, and reconstructions within about 1e-3 NOCS units of float32,
+  tested), integer buffers as they are. Loaded back as float32 (or the dtype asked for).
+- ``priors.npz``: the (6, M, 3) category priors the model was trained with (:func:`~acr_pose_core.data.priors.
+  save_priors`), so that a model never meets other priors than its own.
+- anything else (``MODEL_CARD.md``, pictures) is documentation and ignored by the loader.
+
+:func:`default_model_path` is the folder shipped inside the package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+from acr_pose_core.data.priors import ShapePriors, load_priors, save_priors
+from acr_pose_core.fileio import json_text, write_atomically
+from acr_pose_core.models.config import ReconstructorConfig
+from acr_pose_core.models.reconstructor import Reconstructor
+from acr_pose_core.training.checkpoint import CheckpointError, find_checkpoint, load_module_weights
+from acr_pose_core.training.config import config_from_dict, load_train_config
+
+__all__ = [
+    "MODEL_FORMAT",
+    "MODEL_FORMAT_VERSION",
+    "LoadedModel",
+    "ModelFolderError",
+    "default_model_path",
+    "export_checkpoint",
+    "load_model_folder",
+    "save_model_folder",
+]
+
+MODEL_FORMAT = "acr-pose-model"
+MODEL_FORMAT_VERSION = 1
+_WEIGHTS = "reconstructor.safetensors"
+_PRIORS = "priors.npz"
+_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+class ModelFolderError(ValueError):
+    """A model folder that cannot be used: missing files, an unknown format, weights that do not match."""
+
+
+@dataclass
+class LoadedModel:
+    """A model folder in memory: the Reconstructor (eval mode, on its device), its priors and ``model.json``."""
+
+    reconstructor: Reconstructor
+    priors: ShapePriors  # (6, M, 3), M = reconstructor.config.prior_points
+    info: dict[str, Any]
+    path: Path
+
+
+def default_model_path() -> Path:
+    """The default model shipped with the package (``acr_pose_core/assets/default_model``)."""
+    return Path(__file__).resolve().parent.parent / "assets" / "default_model"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_model_folder(
+    out: str | os.PathLike,
+    reconstructor: Reconstructor,
+    priors: ShapePriors,
+    source: dict[str, Any] | None = None,
+    weights_dtype: str = "float16",
+) -> Path:
+    """Write a model folder (see the module docstring); existing model files in ``out`` are replaced.
+
+    Raises:
+        ValueError: an unknown ``weights_dtype``, or priors with another point count than the model's M.
+    """
+    if weights_dtype not in _DTYPES:
+        raise ValueError(f"weights_dtype {weights_dtype!r}: expected one of {sorted(_DTYPES)}")
+    config = reconstructor.config
+    if priors.points.shape[1] != config.prior_points:
+        raise ValueError(f"the priors have {priors.points.shape[1]} points, the model {config.prior_points}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    dtype = _DTYPES[weights_dtype]
+    state = {
+        key: (value.detach().to("cpu", dtype) if value.is_floating_point() else value.detach().cpu()).contiguous()
+        for key, value in reconstructor.state_dict().items()
+    }
+    data = save_tensors(state)
+    write_atomically(out / _WEIGHTS, data)
+    save_priors(out / _PRIORS, priors)
+    document = {
+        "format": MODEL_FORMAT,
+        "version": MODEL_FORMAT_VERSION,
+        "reconstructor": asdict(config),
+        "weights": {"file": _WEIGHTS, "dtype": weights_dtype, "sha256": _sha256(data)},
+        "priors": {"file": _PRIORS},
+        "source": source or {},
+    }
+    write_atomically(out / "model.json", json_text(document, indent=2) + "\n")
+    return out
+
+
+def _read_info(path: Path) -> dict[str, Any]:
+    info_path = path / "model.json"
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such model folder")
+    if not info_path.is_file():
+        raise ModelFolderError(
+            f"{path}: not a model folder (no model.json; a training run is exported with "
+            "`acr-pose export --run RUN --out FOLDER`)"
+        )
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelFolderError(f"{info_path}: not valid JSON ({error})") from None
+    if not isinstance(info, dict) or info.get("format") != MODEL_FORMAT:
+        raise ModelFolderError(f"{info_path}: format is not {MODEL_FORMAT!r}")
+    if info.get("version") != MODEL_FORMAT_VERSION:
+        raise ModelFolderError(
+            f"{info_path}: version {info.get('version')!r}; this acr-pose reads {MODEL_FORMAT_VERSION}"
+        )
+    return info
+
+
+def load_model_folder(
+    path: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> LoadedModel:
+    """Load a model folder (None: the shipped default) onto ``device`` in ``dtype``, in eval mode.
+
+    Raises:
+        FileNotFoundError: no such folder (or a file it names is missing).
+        ModelFolderError: not a model folder, an unknown version, a weights file whose sha256 differs from the
+            recorded one, or weights that do not fit the recorded configuration.
+    """
+    path = Path(default_model_path() if path is None else path)
+    info = _read_info(path)
+    try:
+        config = config_from_dict(ReconstructorConfig, info["reconstructor"], f"{path}/model.json: reconstructor")
+        weights = path / info["weights"]["file"]
+        priors_path = path / info["priors"]["file"]
+    except (KeyError, TypeError) as error:
+        raise ModelFolderError(f"{path}/model.json: malformed ({type(error).__name__}: {error})") from None
+    for file in (weights, priors_path):
+        if not file.is_file():
+            raise FileNotFoundError(f"{file}: missing from the model folder")
+    data = weights.read_bytes()
+    if _sha256(data) != info["weights"].get("sha256"):
+        raise ModelFolderError(f"{weights}: sha256 differs from model.json's (a damaged or replaced file)")
+    model = Reconstructor(config)
+    state = load_tensors(data)
+    try:
+        model.load_state_dict({k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()})
+    except RuntimeError as error:
+        raise ModelFolderError(f"{weights}: does not fit the configuration in model.json ({error})") from None
+    priors = load_priors(priors_path)
+    if priors.points.shape[1] != config.prior_points:
+        raise ModelFolderError(
+            f"{priors_path}: {priors.points.shape[1]} points a prior, the model needs {config.prior_points}"
+        )
+    model = model.to(device=device, dtype=dtype).eval()
+    return LoadedModel(model, priors, info, path)
+
+
+def export_checkpoint(
+    run: str | os.PathLike, out: str | os.PathLike, weights_dtype: str = "float16", extra: dict | None = None
+) -> Path:
+    """A training run's newest complete checkpoint (``run`` a run folder or its ``checkpoints/``; or the checkpoint
+    file ``run`` names) → a model folder.
+
+    The priors are the run's (``priors`` setting, resampled to the model's M as the trainer does); ``source``
+    records the run, step, epoch, commit, configuration and the checkpoint's metadata (validation metrics), plus
+    ``extra``.
+    """
+    run = Path(run)
+    if run.is_dir():
+        if (run / "checkpoints").is_dir():  # a run folder (the trainer keeps its checkpoints in checkpoints/)
+            run = run / "checkpoints"
+        search = find_checkpoint(run)
+        if search.path is None:
+            raise CheckpointError(f"{run}: no complete checkpoint to export")
+        json_path = search.path
+    else:
+        json_path = run.with_suffix(".json")
+    if not json_path.is_file():
+        raise FileNotFoundError(f"{json_path}: no such checkpoint")
+    document = json.loads(json_path.read_text(encoding="utf-8"))
+    config = load_train_config(None, [], tree=document["config"], where=str(json_path))
+    model = Reconstructor(config.model)
+    load_module_weights(json_path, model)
+    priors = load_priors(config.priors).resampled(config.model.prior_points)
+    source = {
+        "checkpoint": str(json_path),
+        "step": document.get("step"),
+        "epoch": document.get("epoch"),
+        "metadata": document.get("metadata", {}),
+        "train_config": document["config"],
+        **(extra or {}),
+    }
+    return save_model_folder(out, model, priors, source, weights_dtype)

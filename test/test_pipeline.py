@@ -1,0 +1,352 @@
+"""The PoseEstimator: frame in, poses out (acr_pose_core/pipeline.py), its mask sources and model folders."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from acr_pose_core.data import nocs_format
+from acr_pose_core.data.dataset import DatasetConfig, PoseDataset
+from acr_pose_core.data.generate import GenerateConfig, scene_frame
+from acr_pose_core.data.instance import normalise_crop
+from acr_pose_core.data.priors import load_priors
+from acr_pose_core.data.scene import SceneConfig
+from acr_pose_core.detection import Detections, InputError, as_mask_source, detections_from_frame, read_mask_results
+from acr_pose_core.geometry.boxes import box_corners, transform_points
+from acr_pose_core.geometry.camera import CameraIntrinsics
+from acr_pose_core.geometry.rotations import pose_errors
+from acr_pose_core.models.config import ReconstructorConfig
+from acr_pose_core.models.reconstructor import Reconstructor, ReconstructorOutput
+from acr_pose_core.pipeline import PoseEstimator, check_frame
+from acr_pose_core.training.model_folder import LoadedModel, ModelFolderError, load_model_folder, save_model_folder
+
+TINY = ReconstructorConfig(
+    channels=16, num_points=128, prior_points=128, graph_k=8, pim_k=8, pim_layers=2, image_size=64
+)
+
+
+@pytest.fixture(scope="module")
+def frame() -> nocs_format.Frame:
+    """A generated frame (camera profile, test-split instances) with 3 or 4 labelled objects."""
+    return scene_frame(GenerateConfig(out=Path("."), split="test", seed=5, scene=SceneConfig(objects=(3, 4))))
+
+
+@pytest.fixture(scope="module")
+def camera(frame) -> CameraIntrinsics:
+    return CameraIntrinsics.from_matrix(frame.label.intrinsics, frame.image_size[1], frame.image_size[0])
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("model")
+    return save_model_folder(out, Reconstructor(TINY), load_priors().resampled(TINY.prior_points), {"note": "random"})
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_folder) -> PoseEstimator:
+    return PoseEstimator(tiny_folder, device="cpu")
+
+
+class Oracle(nn.Module):
+    """A Reconstructor that knows the true poses and sizes of the objects of the next batch, in order: its NOCS
+    points are the observed points taken back through the true pose, its deformed prior the true box's corners."""
+
+    def __init__(self, config: ReconstructorConfig, sRT: np.ndarray, size: np.ndarray) -> None:
+        super().__init__()
+        self.config = config
+        self.sRT, self.size = torch.from_numpy(sRT), torch.from_numpy(size)  # (B, 4, 4), (B, 3)
+
+    def forward(self, points, rgb, choose, category, prior):
+        sRT = self.sRT.to(points)
+        scale = torch.linalg.det(sRT[:, :3, :3]).abs() ** (1 / 3)  # (B,)
+        rotation = sRT[:, :3, :3] / scale[:, None, None]
+        nocs = (points - sRT[:, None, :3, 3]) @ rotation / scale[:, None, None]  # R^T (p - t) / s, (B, N, 3)
+        corners = torch.from_numpy(box_corners(self.size.numpy())).to(points)  # (B, 8, 3)
+        deformed = torch.cat([corners, corners[:, :1].expand(-1, prior.shape[1] - 8, -1)], 1)  # (B, M, 3)
+        B, N, M = points.shape[0], points.shape[1], prior.shape[1]
+        assignment = torch.full((B, N, M), 1.0 / M).to(points)
+        return ReconstructorOutput(nocs, assignment, assignment.log(), deformed - prior, deformed)
+
+
+def oracle_estimator(frame, detections: Detections) -> PoseEstimator:
+    truth = {inst.inst_id: inst for inst in frame.label.instances}
+    ids = [int(np.bincount(frame.mask[m].ravel()).argmax()) for m in detections.masks]  # instance id of each mask
+    sRT = np.stack([truth[i].sRT for i in ids])
+    size = np.stack([truth[i].size for i in ids])
+    oracle = Oracle(TINY, sRT, size)
+    return PoseEstimator(LoadedModel(oracle, load_priors().resampled(TINY.prior_points), {}, Path(".")), "cpu")
+
+
+def test_known_poses_are_recovered_through_the_whole_pipeline(frame, camera):
+    detections = detections_from_frame(frame)
+    assert len(detections) >= 3
+    result = oracle_estimator(frame, detections).estimate(frame.color, frame.depth, camera, masks=detections)
+    assert not result.dropped and [o.detection for o in result.objects] == list(range(len(detections)))
+    for obj, inst in zip(
+        result.objects, [i for i in frame.label.instances if (frame.mask == i.inst_id).any()], strict=True
+    ):
+        assert obj.class_id == inst.class_id
+        deg, cm = pose_errors(obj.sRT, inst.sRT)
+        assert deg < 0.05 and cm < 0.01, (obj.category, deg, cm)
+        assert obj.scale == pytest.approx(inst.scale, rel=1e-4)
+        np.testing.assert_allclose(obj.rotation @ obj.rotation.T, np.eye(3), atol=1e-9)
+        assert np.linalg.det(obj.rotation) == pytest.approx(1.0, abs=1e-9)
+        np.testing.assert_allclose(obj.size, inst.scale * inst.size, rtol=1e-4)
+        np.testing.assert_allclose(obj.corners, transform_points(inst.sRT, box_corners(inst.size)), atol=1e-4)
+        np.testing.assert_allclose(obj.sRT[:3, :3], obj.scale * obj.rotation, atol=1e-12)
+        assert obj.inlier_ratio == 1.0
+
+
+def test_inputs_are_the_datasets_for_the_same_object(frame, tmp_path):
+    # N above every object's pixel count: no random draw, so the Dataset and the estimator must agree exactly
+    config = ReconstructorConfig(**{**TINY.__dict__, "num_points": 20000})
+    nocs_format.write_frame(tmp_path / "scene" / "0000", frame)
+    priors = load_priors().resampled(TINY.prior_points)
+    dataset = PoseDataset(
+        tmp_path,
+        priors.points,
+        DatasetConfig(num_points=20000, model_points=128, image_size=64),
+        models={m.model_id: np.zeros((128, 3)) for m in frame.meta},
+    )
+    estimator = PoseEstimator(LoadedModel(Reconstructor(TINY), priors, {}, Path(".")), "cpu")
+    estimator.config = config
+    detections = detections_from_frame(nocs_format.read_frame(tmp_path / "scene" / "0000"))
+    checked = check_frame(frame.color, frame.depth, frame.label.intrinsics)
+    inputs = estimator.inputs(checked, detections)
+    assert len(dataset) == len(inputs) >= 3
+    for index, obj in enumerate(inputs):
+        item = dataset[index]
+        assert obj.num_valid < 20000 and int(item["valid_points"]) == obj.num_valid
+        assert torch.equal(item["points"], torch.from_numpy(obj.points.astype(np.float32)))
+        assert torch.equal(item["rgb"], torch.from_numpy(normalise_crop(obj.rgb)))
+        assert torch.equal(item["choose"], torch.from_numpy(obj.choose))
+
+
+def test_depth_units_colour_order_and_invalid_depth(frame, camera, tiny):
+    detections = detections_from_frame(frame)
+    oracle = oracle_estimator(frame, detections)
+    depth_mm = frame.depth.copy()
+    depth_mm[:2] = 0
+    metres = depth_mm.astype(np.float32) / 1000
+    metres[depth_mm == 0] = np.nan  # float depth: NaN, infinities and negatives mean "no measurement", like 0
+    metres[:1] = np.inf
+    metres[1:2] = -1.0
+    mm = oracle.estimate(frame.color, depth_mm, camera, masks=detections)
+    m = oracle.estimate(frame.color, metres, camera, masks=detections)
+    mm64 = oracle.estimate(frame.color, depth_mm.astype(np.float64), camera.K, detections, depth_scale=0.001)
+    assert len(mm.objects) == len(m.objects) == len(mm64.objects) == len(detections)
+    for a, b, c in zip(mm.objects, m.objects, mm64.objects, strict=True):
+        assert a.num_points == b.num_points == c.num_points
+        np.testing.assert_allclose(a.points, b.points, atol=1e-6)  # metres in float32: within a micrometre
+        np.testing.assert_allclose(a.sRT, b.sRT, atol=1e-5)
+        np.testing.assert_array_equal(a.sRT, c.sRT)  # the same numbers in other units: the same answer
+    # the network sees the colours: a BGR frame said to be BGR gives exactly the RGB frame's answer, and not if unsaid
+    rgb = tiny.estimate(frame.color, depth_mm, camera, masks=detections)
+    bgr = tiny.estimate(np.ascontiguousarray(frame.color[..., ::-1]), depth_mm, camera, detections, None, "bgr")
+    unsaid = tiny.estimate(np.ascontiguousarray(frame.color[..., ::-1]), depth_mm, camera, detections)
+    for a, b, c in zip(rgb.objects, bgr.objects, unsaid.objects, strict=True):
+        np.testing.assert_array_equal(a.nocs, b.nocs)
+        assert not np.array_equal(a.nocs, c.nocs)
+
+
+def test_objects_without_depth_are_dropped_with_their_reason(frame, camera, tiny):
+    detections = detections_from_frame(frame)
+    depth = frame.depth.copy()
+    depth[detections.masks[0]] = 0  # the first object has no depth at all
+    masks = detections.masks.copy()
+    masks[1] = False  # the second an empty mask
+    changed = Detections.from_masks(masks, detections.class_ids, detections.scores, detections.boxes)
+    result = tiny.estimate(frame.color, depth, camera, masks=changed)
+    reasons = {d.detection: d.reason for d in result.dropped}
+    assert set(reasons) == {0, 1}
+    assert "0 of its" in reasons[0] and "have depth" in reasons[0] and "empty mask" == reasons[1]
+    assert [o.detection for o in result.objects] == list(range(2, len(detections)))
+
+
+def test_a_frame_without_objects_gives_an_empty_result(frame, camera, tiny):
+    result = tiny.estimate(frame.color, frame.depth, camera, masks=Detections.empty(*frame.image_size))
+    assert result.objects == [] and result.dropped == [] and result.image_size == frame.image_size
+    nothing = PoseEstimator(tiny.model, "cpu", mask_source=lambda rgb, depth, k: (np.zeros((0, 480, 640)), []))
+    assert nothing.estimate(frame.color, frame.depth, camera).to_dict()["objects"] == []
+
+
+def test_a_mask_source_is_called_with_rgb_metres_and_the_camera(frame, camera, tiny):
+    seen = {}
+
+    def source(rgb, depth, intrinsics):
+        seen.update(rgb=rgb, depth=depth, intrinsics=intrinsics)
+        d = detections_from_frame(frame)
+        return {
+            "masks": d.masks,
+            "class_ids": [["bottle", "bowl", "camera", "can", "laptop", "mug"][c - 1] for c in d.class_ids],
+            "scores": np.full(len(d), 0.5),
+        }
+
+    result = PoseEstimator(tiny.model, "cpu", mask_source=source).estimate(
+        frame.color[..., ::-1], frame.depth, camera, color_order="bgr"
+    )
+    np.testing.assert_array_equal(seen["rgb"], frame.color)
+    assert seen["depth"].dtype == np.float32 and seen["depth"].max() == pytest.approx(frame.depth.max() / 1000)
+    assert seen["intrinsics"] == camera
+    assert [o.score for o in result.objects] == [0.5] * len(result.objects)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c, d, k: (c.astype(np.float32), d, k), "rgb must be uint8"),
+        (lambda c, d, k: (c[..., 0], d, k), "rgb must be (H, W, 3)"),
+        (lambda c, d, k: (np.dstack([c, c[..., :1]]), d, k), "drop the alpha channel"),
+        (lambda c, d, k: (c, d.astype(np.int32), k), "depth must be uint16"),
+        (lambda c, d, k: (c, d[:, :-1], k), "align the depth"),
+        (lambda c, d, k: (c, d, np.eye(3) * np.nan), "NaN"),
+        (lambda c, d, k: (c, d, np.diag([0.0, 500.0, 1.0])), "focal lengths must be positive"),
+        (lambda c, d, k: (c, d, np.eye(4)), "3x3"),
+        (lambda c, d, k: (c, d, CameraIntrinsics(500, 500, 320, 240, 320, 240)), "intrinsics are for 240x320"),
+        (lambda c, d, k: (c, d, "K"), "3x3"),
+        (lambda c, d, k: (list(c), d, k), "numpy arrays"),
+    ],
+)
+def test_bad_frames_raise_one_clear_error(frame, camera, tiny, change, message):
+    rgb, depth, intrinsics = change(frame.color, frame.depth, camera)
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        tiny.estimate(rgb, depth, intrinsics, masks=Detections.empty(*frame.image_size))
+
+
+def test_bad_detections_and_settings_raise_clear_errors(frame, camera, tiny):
+    with pytest.raises(InputError, match="no masks given"):
+        tiny.estimate(frame.color, frame.depth, camera)
+    with pytest.raises(InputError, match="depth_scale"):
+        tiny.estimate(frame.color, frame.depth, camera, Detections.empty(480, 640), depth_scale=-1.0)
+    small = Detections.from_masks(np.ones((1, 240, 320), bool), [1])
+    with pytest.raises(InputError, match="masks are 240x320"):
+        tiny.estimate(frame.color, frame.depth, camera, masks=small)
+    with pytest.raises(InputError, match="class 'cup'"):
+        Detections.from_masks(np.ones((1, 4, 4), bool), ["cup"])
+    with pytest.raises(InputError, match="class id 7"):
+        Detections.from_masks(np.ones((1, 4, 4), bool), [7])
+    with pytest.raises(InputError, match="scores"):
+        Detections.from_masks(np.ones((1, 4, 4), bool), [1], [1.5])
+    with pytest.raises(InputError, match="2 masks but 1 class ids"):
+        Detections.from_masks(np.ones((2, 4, 4), bool), [1])
+    wrong = PoseEstimator(tiny.model, "cpu", mask_source=lambda rgb, depth, k: (np.ones((1, 4, 4)), [1]))
+    with pytest.raises(InputError, match="returned 4x4 masks for a 480x640 frame"):
+        wrong.estimate(frame.color, frame.depth, camera)
+    with pytest.raises(InputError, match="returned str"):
+        as_mask_source(lambda *a: "masks")(frame.color, frame.depth.astype(np.float32), camera)
+    with pytest.raises(ValueError, match="min_points"):
+        PoseEstimator(tiny.model, "cpu", min_points=2)
+
+
+def test_mask_results_pickles_are_read(frame, tmp_path):
+    detections = detections_from_frame(frame)
+    path = tmp_path / "results_test_scene_1_0000.pkl"
+    with open(path, "wb") as f:  # SPD's mrcnn_results layout: masks (H, W, K)
+        pickle.dump(
+            {
+                "rois": detections.boxes.astype(np.int32),
+                "class_ids": detections.class_ids.astype(np.int32),
+                "scores": np.linspace(0.9, 0.5, len(detections)).astype(np.float32),
+                "masks": np.moveaxis(detections.masks, 0, -1),
+            },
+            f,
+        )
+    read = read_mask_results(path)
+    np.testing.assert_array_equal(read.masks, detections.masks)
+    np.testing.assert_array_equal(read.class_ids, detections.class_ids)
+    np.testing.assert_array_equal(read.boxes, detections.boxes)
+    np.testing.assert_allclose(read.scores, np.linspace(0.9, 0.5, len(detections)), rtol=1e-6)
+    with open(tmp_path / "bad.pkl", "wb") as f:
+        pickle.dump({"rois": detections.boxes}, f)
+    with pytest.raises(InputError, match="missing"):
+        read_mask_results(tmp_path / "bad.pkl")
+    with open(tmp_path / "evil.pkl", "wb") as f:
+        pickle.dump(Path("x"), f)  # an arbitrary class: the restricted unpickler refuses it
+    with pytest.raises(InputError):
+        read_mask_results(tmp_path / "evil.pkl")
+    with pytest.raises(FileNotFoundError):
+        read_mask_results(tmp_path / "missing.pkl")
+
+
+def test_model_folders_round_trip_and_refuse_damage(tiny_folder, tmp_path):
+    torch.manual_seed(1)
+    model = Reconstructor(TINY).eval()
+    priors = load_priors().resampled(TINY.prior_points)
+    full = save_model_folder(tmp_path / "f32", model, priors, weights_dtype="float32")
+    half = save_model_folder(tmp_path / "f16", model, priors)
+    assert (half / "reconstructor.safetensors").stat().st_size < 0.6 * (
+        full / "reconstructor.safetensors"
+    ).stat().st_size
+    B, N, S = 3, TINY.num_points, TINY.image_size
+    g = torch.Generator().manual_seed(0)
+    args = (
+        torch.randn(B, N, 3, generator=g) * 0.05 + torch.tensor([0, 0, 0.8]),
+        torch.randn(B, 3, S, S, generator=g),
+        torch.randint(0, S * S, (B, N), generator=g),
+        torch.tensor([0, 3, 5]),
+        torch.from_numpy(priors.points[[0, 3, 5]]),
+    )
+    with torch.no_grad():
+        want = model(*args).nocs
+        got32 = load_model_folder(full).reconstructor(*args).nocs
+        got16 = load_model_folder(half).reconstructor(*args).nocs
+    assert torch.equal(want, got32)
+    assert (want - got16).abs().max() < 5e-3  # float16 weights: NOCS within a few thousandths
+    np.testing.assert_array_equal(load_model_folder(half).priors.points, priors.points)
+    data = bytearray((half / "reconstructor.safetensors").read_bytes())
+    data[-1] ^= 1
+    (half / "reconstructor.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ModelFolderError, match="sha256"):
+        load_model_folder(half)
+    with pytest.raises(FileNotFoundError):
+        load_model_folder(tmp_path / "nowhere")
+    with pytest.raises(ModelFolderError, match="not a model folder"):
+        load_model_folder(tmp_path)
+
+
+def test_draw_boxes_draws_the_projected_edges_and_skips_what_is_behind(camera):
+    from acr_pose_core.evaluation.draw import BoxDrawing, draw_boxes
+    from acr_pose_core.geometry.camera import project
+
+    black = np.zeros((camera.height, camera.width, 3), np.uint8)
+    sRT = np.eye(4)
+    sRT[:3, 3] = [0.0, 0.0, 1.0]  # a 0.2 m cube 1 m in front of the camera
+    size = np.full(3, 0.2)
+    drawn = draw_boxes(black, [BoxDrawing(sRT, size, colour=(0, 255, 0), thickness=1, axes=False)], camera)
+    assert not black.any()  # the input is left alone
+    corners = project(transform_points(sRT, box_corners(size)), camera)  # (8, 2)
+    edge_mid = np.round((corners[0] + corners[1]) / 2).astype(int)  # corners 0 and 1 differ in z only: an edge
+    assert drawn[edge_mid[1], edge_mid[0], 1] > 0
+    centre = np.round(project(sRT[:3, 3], camera)).astype(int)
+    assert not drawn[centre[1], centre[0]].any()  # no axes asked for: the centre stays dark
+    with_axes = draw_boxes(black, [BoxDrawing(sRT, size, thickness=1)], camera)
+    assert with_axes[centre[1], centre[0]].any()
+    behind = sRT.copy()
+    behind[2, 3] = -1.0
+    assert not draw_boxes(black, [BoxDrawing(behind, size, "behind")], camera).any()
+
+
+def test_demo_writes_its_picture_and_json(tiny_folder, tmp_path, capsys):
+    import json
+
+    from acr_pose_core.cli.main import main
+
+    assert main(["demo", "--model", str(tiny_folder), "--out", str(tmp_path / "demo"), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "masks: ground truth" in out and "objects within 10°/5 cm" in out
+    document = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    assert document["num_truth"] >= 1 and len(document["objects"]) + len(document["dropped"]) == document["num_truth"]
+    for row in document["objects"]:
+        assert {"error_deg", "error_cm", "iou_3d", "sRT", "size_m", "truth"} <= set(row)
+    import cv2
+
+    picture = cv2.imread(str(tmp_path / "demo" / "demo.png"))
+    color = cv2.imread(str(tmp_path / "demo" / "input_color.png"))
+    assert picture.shape == color.shape == (480, 640, 3) and (picture != color).any()
+    assert main(["demo", "--model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "d2")]) == 2
