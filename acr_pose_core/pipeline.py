@@ -35,6 +35,7 @@ import torch
 from acr_pose_core.categories import category_name
 from acr_pose_core.data.instance import InstanceInputs, instance_inputs, normalise_crop
 from acr_pose_core.detection import Detections, InputError, MaskSource, as_mask_source
+from acr_pose_core.detection.segmenter import Segmenter
 from acr_pose_core.geometry import poses_from_nocs
 from acr_pose_core.geometry.boxes import box_corners, transform_points
 from acr_pose_core.geometry.camera import CameraIntrinsics
@@ -269,7 +270,8 @@ class PoseEstimator:
             :class:`~acr_pose_core.training.model_folder.LoadedModel`, or None for the shipped default.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:1"``, ...; chosen once, here.
         mask_source: where masks come from when :meth:`estimate` is given none: a mask source or any callable
-            ``fn(rgb, depth_metres, intrinsics)`` (see :mod:`acr_pose_core.detection`); None: masks must be given.
+            ``fn(rgb, depth_metres, intrinsics)`` (see :mod:`acr_pose_core.detection`); None: the model folder's
+            segmenter where it has one, else masks must be given.
         min_points: objects with fewer object pixels with depth are dropped (never posed).
         seed: seeds the point sampling and RANSAC of every frame, so the same frame gives the same answer.
 
@@ -298,6 +300,8 @@ class PoseEstimator:
         self.config = loaded.reconstructor.config
         self._priors = torch.from_numpy(loaded.priors.points).to(self.device, torch.float32)  # (6, M, 3)
         self.mask_source = None if mask_source is None else as_mask_source(mask_source)
+        if mask_source is None and loaded.segmenter is not None:
+            self.mask_source = Segmenter(loaded.segmenter.to(self.device), loaded.segmenter_config, self.device)
         self.min_points = int(min_points)
         self.seed = int(seed)
 

@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from acr_pose_core.categories import is_y_symmetric
+    from acr_pose_core.data.detection_frames import frame_objects
     from acr_pose_core.data.generate import GenerateConfig, scene_frame
     from acr_pose_core.detection import detections_from_frame
     from acr_pose_core.evaluation.draw import CATEGORY_COLOURS, BoxDrawing, draw_boxes
@@ -67,8 +68,9 @@ def run(args: argparse.Namespace) -> int:
     label = frame.label
     H, W = frame.image_size
     camera = CameraIntrinsics.from_matrix(label.intrinsics, W, H)
-    detections = detections_from_frame(frame)  # the masks of label.instances with pixels, in label order
-    truth = [inst for inst in label.instances if (frame.mask == inst.inst_id).any()]
+    detections = detections_from_frame(frame)  # the visible instances, in meta order
+    labels = {inst.inst_id: inst for inst in label.instances}
+    truth = [labels[int(i)] for i in frame_objects(frame)[0]]  # detection k is instance truth[k]
 
     started = time.perf_counter()
     result = estimator.estimate(frame.color, frame.depth, camera, masks=detections)

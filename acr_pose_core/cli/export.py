@@ -4,6 +4,7 @@ Example::
 
     acr-pose export --run runs/paper --out models/paper            # newest complete checkpoint, float16 weights
     acr-pose export --run runs/paper/step_000144000.json --out models/paper --dtype float32
+    acr-pose export --run runs/default --detector-run runs/detector --out models/default   # with the segmenter
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ HELP = "turn a training run's checkpoint into a model folder (weights, configura
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", type=Path, required=True, help="run folder (its newest checkpoint) or checkpoint")
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
+    parser.add_argument("--detector-run", type=Path, help="a segmenter run (acr-pose train-detector) to include")
     parser.add_argument(
         "--dtype",
         choices=("float16", "bfloat16", "float32"),
@@ -28,6 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from acr_pose_core.training.model_folder import export_checkpoint
 
-    out = export_checkpoint(args.run, args.out, args.dtype)
+    out = export_checkpoint(args.run, args.out, args.dtype, detector_run=args.detector_run)
     print(f"[export] wrote {out} ({', '.join(sorted(p.name for p in out.iterdir()))})")
     return 0

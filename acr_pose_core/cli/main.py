@@ -42,6 +42,7 @@ SUBCOMMANDS: dict[str, str] = {
     "evaluate": "acr_pose_core.cli.evaluate",
     "train": "acr_pose_core.cli.train",
     "ablation": "acr_pose_core.cli.ablation",
+    "train-detector": "acr_pose_core.cli.train_detector",
     "export": "acr_pose_core.cli.export",
     "demo": "acr_pose_core.cli.demo",
 }

@@ -27,6 +27,7 @@ import numpy as np
 
 from acr_pose_core.categories import CATEGORIES, CLASS_IDS, NUM_CATEGORIES
 from acr_pose_core.data import nocs_format
+from acr_pose_core.data.detection_frames import frame_objects
 from acr_pose_core.evaluation.results_io import ResultsFileError, load_pickle
 from acr_pose_core.geometry.camera import CameraIntrinsics
 
@@ -145,19 +146,12 @@ class Detections:
 
 
 def detections_from_frame(frame: nocs_format.Frame) -> Detections:
-    """The ground-truth masks of a NOCS-format frame: one per labelled instance of a category (class 1..6), in label
-    order (meta order without a label), score 1, the label's box."""
-    if frame.label is not None:
-        objects = [(i.inst_id, i.class_id, i.bbox) for i in frame.label.instances]
-    else:
-        objects = [(m.inst_id, m.class_id, None) for m in frame.meta if m.class_id > 0]
-    masks = [frame.mask == inst_id for inst_id, _, _ in objects]
-    keep = [k for k, mask in enumerate(masks) if mask.any()]
-    H, W = frame.image_size
-    if not keep:
-        return Detections.empty(H, W)
-    boxes = [objects[k][2] if objects[k][2] is not None else nocs_format.mask_bbox(masks[k]) for k in keep]
-    return Detections.from_masks(np.stack([masks[k] for k in keep]), [objects[k][1] for k in keep], None, boxes)
+    """The ground-truth masks of a NOCS-format frame: its instances of a category (class 1..6) with mask pixels, in
+    meta order, score 1 (:func:`acr_pose_core.data.detection_frames.frame_objects`, what the segmenter trains on)."""
+    _, class_ids, masks, boxes = frame_objects(frame)
+    if not len(class_ids):
+        return Detections.empty(*frame.image_size)
+    return Detections.from_masks(masks, class_ids, None, boxes)
 
 
 def read_mask_results(path: str | os.PathLike) -> Detections:

@@ -33,6 +33,7 @@ __all__ = [
     "ScheduleConfig",
     "TrainConfig",
     "config_changes",
+    "config_changes_between",
     "config_from_dict",
     "config_to_dict",
     "load_train_config",
@@ -190,6 +191,12 @@ def config_from_dict(cls: type, values: Any, where: str = "") -> Any:
     """Instantiate the settings dataclass ``cls`` (e.g. a ``ReconstructorConfig`` read from a model folder) from a
     mapping, strictly: unknown keys and values of the wrong type are a :class:`ValueError` naming ``where``."""
     return _build(cls, values, where)
+
+
+def config_changes_between(old: Any, new: Any) -> dict[str, tuple[Any, Any]]:
+    """``{"dotted.key": (old value, new value)}`` for the settings in which two settings dataclasses differ."""
+    a, b = _flatten(config_to_dict(old)), _flatten(config_to_dict(new))
+    return {key: (a.get(key), b.get(key)) for key in sorted(a.keys() | b.keys()) if a.get(key) != b.get(key)}
 
 
 def _build(cls: type, values: Any, where: str) -> Any:

@@ -10,6 +10,9 @@ folder keeps what inference needs, in files a robot can read without the trainin
 - ``reconstructor.safetensors``: the Reconstructor's state dict; floating tensors stored as ``weights_dtype``
   (float16 for the shipped default: half the bytes, and reconstructions within about 1e-3 NOCS units of float32,
   tested), integer buffers as they are. Loaded back as float32 (or the dtype asked for).
+- ``segmenter.safetensors`` (optional): the instance segmenter's state dict
+  (:func:`~acr_pose_core.models.segmenter.build_segmenter` of the ``segmenter`` section's configuration), stored
+  like the Reconstructor's; the estimator's default mask source when present.
 - ``priors.npz``: the (6, M, 3) category priors the model was trained with (:func:`~acr_pose_core.data.priors.
   save_priors`), so that a model never meets other priors than its own.
 - anything else (``MODEL_CARD.md``, pictures) is documentation and ignored by the loader.
@@ -29,13 +32,15 @@ from typing import Any
 import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
+from torch import nn
 
 from acr_pose_core.data.priors import ShapePriors, load_priors, save_priors
 from acr_pose_core.fileio import json_text, write_atomically
 from acr_pose_core.models.config import ReconstructorConfig
 from acr_pose_core.models.reconstructor import Reconstructor
+from acr_pose_core.models.segmenter import SegmenterConfig, build_segmenter
 from acr_pose_core.training.checkpoint import CheckpointError, find_checkpoint, load_module_weights
-from acr_pose_core.training.config import config_from_dict, load_train_config
+from acr_pose_core.training.config import config_from_dict, config_to_dict, load_train_config
 
 __all__ = [
     "MODEL_FORMAT",
@@ -51,6 +56,7 @@ __all__ = [
 MODEL_FORMAT = "acr-pose-model"
 MODEL_FORMAT_VERSION = 1
 _WEIGHTS = "reconstructor.safetensors"
+_SEGMENTER = "segmenter.safetensors"
 _PRIORS = "priors.npz"
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
@@ -67,6 +73,8 @@ class LoadedModel:
     priors: ShapePriors  # (6, M, 3), M = reconstructor.config.prior_points
     info: dict[str, Any]
     path: Path
+    segmenter: nn.Module | None = None  # Mask R-CNN (eval mode), when the folder has one
+    segmenter_config: SegmenterConfig | None = None
 
 
 def default_model_path() -> Path:
@@ -84,6 +92,9 @@ def save_model_folder(
     priors: ShapePriors,
     source: dict[str, Any] | None = None,
     weights_dtype: str = "float16",
+    segmenter: nn.Module | None = None,
+    segmenter_config: SegmenterConfig | None = None,
+    segmenter_source: dict[str, Any] | None = None,
 ) -> Path:
     """Write a model folder (see the module docstring); existing model files in ``out`` are replaced.
 
@@ -97,12 +108,9 @@ def save_model_folder(
         raise ValueError(f"the priors have {priors.points.shape[1]} points, the model {config.prior_points}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    dtype = _DTYPES[weights_dtype]
-    state = {
-        key: (value.detach().to("cpu", dtype) if value.is_floating_point() else value.detach().cpu()).contiguous()
-        for key, value in reconstructor.state_dict().items()
-    }
-    data = save_tensors(state)
+    if (segmenter is None) != (segmenter_config is None):
+        raise ValueError("give the segmenter together with its configuration")
+    data = _tensor_bytes(reconstructor, _DTYPES[weights_dtype])
     write_atomically(out / _WEIGHTS, data)
     save_priors(out / _PRIORS, priors)
     document = {
@@ -113,8 +121,40 @@ def save_model_folder(
         "priors": {"file": _PRIORS},
         "source": source or {},
     }
+    if segmenter is not None:
+        seg_data = _tensor_bytes(segmenter, _DTYPES[weights_dtype])
+        write_atomically(out / _SEGMENTER, seg_data)
+        document["segmenter"] = {
+            "config": config_to_dict(segmenter_config),
+            "weights": {"file": _SEGMENTER, "dtype": weights_dtype, "sha256": _sha256(seg_data)},
+            "source": segmenter_source or {},
+        }
+    elif (out / _SEGMENTER).exists():
+        (out / _SEGMENTER).unlink()  # a folder rewritten without one must not keep an old one
     write_atomically(out / "model.json", json_text(document, indent=2) + "\n")
     return out
+
+
+def _tensor_bytes(module: nn.Module, dtype: torch.dtype) -> bytes:
+    """A module's state dict as safetensors bytes, floating tensors in ``dtype``."""
+    state = {
+        key: (value.detach().to("cpu", dtype) if value.is_floating_point() else value.detach().cpu()).contiguous()
+        for key, value in module.state_dict().items()
+    }
+    return save_tensors(state)
+
+
+def _load_weights(module: nn.Module, file: Path, sha256: Any, dtype: torch.dtype) -> None:
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: missing from the model folder")
+    data = file.read_bytes()
+    if _sha256(data) != sha256:
+        raise ModelFolderError(f"{file}: sha256 differs from model.json's (a damaged or replaced file)")
+    state = load_tensors(data)
+    try:
+        module.load_state_dict({k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()})
+    except RuntimeError as error:
+        raise ModelFolderError(f"{file}: does not fit the configuration in model.json ({error})") from None
 
 
 def _read_info(path: Path) -> dict[str, Any]:
@@ -159,49 +199,75 @@ def load_model_folder(
         priors_path = path / info["priors"]["file"]
     except (KeyError, TypeError) as error:
         raise ModelFolderError(f"{path}/model.json: malformed ({type(error).__name__}: {error})") from None
-    for file in (weights, priors_path):
-        if not file.is_file():
-            raise FileNotFoundError(f"{file}: missing from the model folder")
-    data = weights.read_bytes()
-    if _sha256(data) != info["weights"].get("sha256"):
-        raise ModelFolderError(f"{weights}: sha256 differs from model.json's (a damaged or replaced file)")
+    if not priors_path.is_file():
+        raise FileNotFoundError(f"{priors_path}: missing from the model folder")
     model = Reconstructor(config)
-    state = load_tensors(data)
-    try:
-        model.load_state_dict({k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()})
-    except RuntimeError as error:
-        raise ModelFolderError(f"{weights}: does not fit the configuration in model.json ({error})") from None
+    _load_weights(model, weights, info["weights"].get("sha256"), dtype)
+    segmenter, segmenter_config = None, None
+    if info.get("segmenter") is not None:
+        try:
+            section = info["segmenter"]
+            segmenter_config = config_from_dict(SegmenterConfig, section["config"], f"{path}/model.json: segmenter")
+            seg_file, seg_sha = path / section["weights"]["file"], section["weights"].get("sha256")
+        except (KeyError, TypeError) as error:
+            raise ModelFolderError(f"{path}/model.json: malformed segmenter ({error})") from None
+        segmenter = build_segmenter(segmenter_config)
+        _load_weights(segmenter, seg_file, seg_sha, dtype)
+        segmenter = segmenter.to(device=device, dtype=dtype).eval()
     priors = load_priors(priors_path)
     if priors.points.shape[1] != config.prior_points:
         raise ModelFolderError(
             f"{priors_path}: {priors.points.shape[1]} points a prior, the model needs {config.prior_points}"
         )
     model = model.to(device=device, dtype=dtype).eval()
-    return LoadedModel(model, priors, info, path)
+    return LoadedModel(model, priors, info, path, segmenter, segmenter_config)
+
+
+def _checkpoint_json(run: Path) -> Path:
+    """The checkpoint ``.json`` a run folder (its newest complete one) or a checkpoint path means."""
+    if run.is_dir():
+        if (run / "checkpoints").is_dir():  # a run folder (the trainers keep their checkpoints in checkpoints/)
+            run = run / "checkpoints"
+        search = find_checkpoint(run)
+        if search.path is None:
+            raise CheckpointError(f"{run}: no complete checkpoint to export")
+        return search.path
+    json_path = run.with_suffix(".json")
+    if not json_path.is_file():
+        raise FileNotFoundError(f"{json_path}: no such checkpoint")
+    return json_path
 
 
 def export_checkpoint(
-    run: str | os.PathLike, out: str | os.PathLike, weights_dtype: str = "float16", extra: dict | None = None
+    run: str | os.PathLike,
+    out: str | os.PathLike,
+    weights_dtype: str = "float16",
+    extra: dict | None = None,
+    detector_run: str | os.PathLike | None = None,
 ) -> Path:
     """A training run's newest complete checkpoint (``run`` a run folder or its ``checkpoints/``; or the checkpoint
     file ``run`` names) → a model folder.
 
     The priors are the run's (``priors`` setting, resampled to the model's M as the trainer does); ``source``
     records the run, step, epoch, commit, configuration and the checkpoint's metadata (validation metrics), plus
-    ``extra``.
+    ``extra``. ``detector_run``: a segmenter run (``acr-pose train-detector``) whose newest checkpoint goes in too.
     """
-    run = Path(run)
-    if run.is_dir():
-        if (run / "checkpoints").is_dir():  # a run folder (the trainer keeps its checkpoints in checkpoints/)
-            run = run / "checkpoints"
-        search = find_checkpoint(run)
-        if search.path is None:
-            raise CheckpointError(f"{run}: no complete checkpoint to export")
-        json_path = search.path
-    else:
-        json_path = run.with_suffix(".json")
-    if not json_path.is_file():
-        raise FileNotFoundError(f"{json_path}: no such checkpoint")
+    json_path = _checkpoint_json(Path(run))
+    segmenter = segmenter_config = segmenter_source = None
+    if detector_run is not None:
+        from acr_pose_core.training.detector import load_detector_config
+
+        seg_json = _checkpoint_json(Path(detector_run))
+        seg_document = json.loads(seg_json.read_text(encoding="utf-8"))
+        segmenter_config = load_detector_config(tree=seg_document["config"], where=str(seg_json)).segmenter
+        segmenter = build_segmenter(segmenter_config)
+        load_module_weights(seg_json, segmenter, "segmenter")
+        segmenter_source = {
+            "checkpoint": str(seg_json),
+            "step": seg_document.get("step"),
+            "metadata": seg_document.get("metadata", {}),
+            "train_config": seg_document["config"],
+        }
     document = json.loads(json_path.read_text(encoding="utf-8"))
     config = load_train_config(None, [], tree=document["config"], where=str(json_path))
     model = Reconstructor(config.model)
@@ -215,4 +281,4 @@ def export_checkpoint(
         "train_config": document["config"],
         **(extra or {}),
     }
-    return save_model_folder(out, model, priors, source, weights_dtype)
+    return save_model_folder(out, model, priors, source, weights_dtype, segmenter, segmenter_config, segmenter_source)

@@ -1,0 +1,332 @@
+"""Training the instance segmenter (Mask R-CNN, :mod:`acr_pose_core.models.segmenter`) from scratch on NOCS-format
+frames: ``acr-pose train-detector``.
+
+The habits of the Reconstructor's trainer (:mod:`acr_pose_core.training.trainer`): a YAML configuration checked
+before any work and saved with every checkpoint; a run folder that is refused when it already holds a run unless
+``--resume`` (continue from the newest complete checkpoint, exactly: weights, optimiser, counters, RNG, and data
+order, which is a function of ``(seed, epoch, index)``) or ``--overwrite``; safetensors checkpoints; ``log.jsonl``
+and TensorBoard; a progress bar; validation every ``val_every`` steps with mask AP and box AP
+(:mod:`acr_pose_core.evaluation.instance_ap`) on held-out frames.
+
+Optimisation: AdamW, a linear warm-up over ``warmup_steps``, then the rate times ``decay_factors[i]`` from step
+``decay_steps[i]``; the rate is a function of the step alone, set before every step (nothing to restore but the
+step). An epoch is one pass over the training frames in a seeded random order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import ConcatDataset, DataLoader, Sampler
+from tqdm.auto import tqdm
+
+from acr_pose_core.data import nocs_format
+from acr_pose_core.data.detection_frames import DetectionFrames, collate_detection, frame_objects
+from acr_pose_core.evaluation.instance_ap import FrameInstances, instance_ap
+from acr_pose_core.fileio import finite_or_none, json_text, write_atomically
+from acr_pose_core.models.segmenter import SegmenterConfig, build_segmenter
+from acr_pose_core.threads import worker_init_fn
+from acr_pose_core.training.checkpoint import TrainingState, git_commit, load_checkpoint, save_checkpoint
+from acr_pose_core.training.config import (
+    DataSourceConfig,
+    config_changes_between,
+    config_from_dict,
+    config_to_dict,
+)
+from acr_pose_core.training.trainer import _check_run_folder, _select_device
+
+__all__ = ["DetectorTrainConfig", "DetectorTrainer", "load_detector_config", "predict_instances"]
+
+RESUMABLE = frozenset(
+    {
+        "steps",
+        "device",
+        "num_workers",
+        "log_every",
+        "val_every",
+        "val_max_frames",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "val",
+    }
+)
+"""Settings ``--resume`` accepts changed; anything else changes what a step computes and is refused."""
+
+
+@dataclass(frozen=True)
+class DetectorTrainConfig:
+    """Everything a segmenter run depends on (saved with every checkpoint)."""
+
+    train: tuple[DataSourceConfig, ...] = ()
+    val: tuple[DataSourceConfig, ...] = ()
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    steps: int = 20000
+    batch_size: int = 4
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 200
+    decay_steps: tuple[int, ...] = ()
+    decay_factors: tuple[float, ...] = ()
+    grad_clip: float = 10.0  # max gradient norm (from-scratch Mask R-CNN spikes early)
+    augment: bool = True
+    num_workers: int = 2
+    device: str = "auto"
+    seed: int = 0
+    log_every: int = 10
+    val_every: int = 500
+    val_max_frames: int = 100
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+
+    def __post_init__(self) -> None:
+        if (
+            min(
+                self.steps,
+                self.batch_size,
+                self.log_every,
+                self.val_every,
+                self.checkpoint_every,
+                self.keep_checkpoints,
+                self.val_max_frames,
+            )
+            < 1
+        ):
+            raise ValueError(
+                "steps, batch_size, log_every, val_every, checkpoint_every, keep_checkpoints and "
+                "val_max_frames must be at least 1"
+            )
+        if not self.lr > 0 or self.weight_decay < 0 or self.warmup_steps < 0 or self.num_workers < 0:
+            raise ValueError("lr must be positive; weight_decay, warmup_steps and num_workers not negative")
+        if len(self.decay_steps) != len(self.decay_factors) or list(self.decay_steps) != sorted(self.decay_steps):
+            raise ValueError("decay_steps (ascending) and decay_factors must have the same length")
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of step ``step`` (0-based): warm-up, then the step decays."""
+        factor = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        for at, f in zip(self.decay_steps, self.decay_factors, strict=True):
+            if step >= at:
+                factor = f
+        return self.lr * factor
+
+
+def load_detector_config(
+    path: str | os.PathLike | None = None, overrides=(), tree: dict | None = None, where: str = ""
+) -> DetectorTrainConfig:
+    """A :class:`DetectorTrainConfig` from YAML (or a recorded tree) and ``key.sub=value`` overrides."""
+    tree = dict(tree or {})
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such configuration file")
+        try:
+            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path}: not valid YAML ({error})") from None
+        where = str(path)
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r}: expected key=value, e.g. steps=100")
+        key, raw = item.split("=", 1)
+        node = tree
+        *parents, last = key.strip().split(".")
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[last] = yaml.safe_load(raw)
+    return config_from_dict(DetectorTrainConfig, tree, where)
+
+
+class _EpochSampler(Sampler[int]):
+    """A seeded permutation of the frames per epoch, ``(seed, epoch)``; ``skip`` items already consumed."""
+
+    def __init__(self, size: int, seed: int, epoch: int, skip: int) -> None:
+        self.order = np.random.default_rng([seed, epoch]).permutation(size)[skip:]
+
+    def __iter__(self):
+        return iter(self.order.tolist())
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def predict_instances(model: torch.nn.Module, image: torch.Tensor, config: SegmenterConfig) -> FrameInstances:
+    """One image (3, H, W) in [0, 1] on the model's device → the detections as arrays (score ≥ threshold)."""
+    out = model([image])[0]
+    keep = out["scores"] >= config.score_threshold
+    masks = (out["masks"][keep, 0] >= config.mask_threshold).cpu().numpy()
+    boxes = out["boxes"][keep].cpu().numpy()[:, [1, 0, 3, 2]]  # y1, x1, y2, x2
+    return FrameInstances(out["labels"][keep].cpu().numpy(), out["scores"][keep].cpu().numpy(), boxes, masks)
+
+
+class DetectorTrainer:
+    """Trains a segmenter as ``config`` says, writing everything under ``out`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: DetectorTrainConfig,
+        out: str | os.PathLike,
+        resume: bool = False,
+        overwrite: bool = False,
+        progress: bool | None = None,
+        max_steps: int | None = None,
+    ) -> None:
+        if not config.train:
+            raise ValueError("the configuration names no training frames (train: [{root: ...}])")
+        self.config, self.out, self.progress = config, Path(out), progress
+        self.max_steps = max_steps
+        self.checkpoints = self.out / "checkpoints"
+        resume_from = _check_run_folder(self.out, resume, overwrite)
+        changed = {}
+        if resume_from is not None:
+            stored = json.loads(resume_from.read_text(encoding="utf-8"))["config"]
+            recorded = load_detector_config(tree=stored, where=str(resume_from))
+            changed = config_changes_between(recorded, config)
+            refused = {k: v for k, v in changed.items() if k.split(".")[0] not in RESUMABLE}
+            if refused:
+                listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in refused.items())
+                raise ValueError(f"cannot resume {self.out} with other settings ({listed})")
+        self.device = _select_device(config.device)
+        sources = [DetectionFrames(s.root, config.augment, config.seed) for s in config.train]
+        empty = [s.root for s, d in zip(config.train, sources, strict=True) if not len(d)]
+        if empty:
+            raise ValueError(f"training source(s) {empty} hold no frames")
+        self.train_data = ConcatDataset(sources)
+        self.val_data = [DetectionFrames(s.root, max_frames=config.val_max_frames) for s in config.val]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.model = build_segmenter(config.segmenter).to(self.device)
+        self.optimiser = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.state = TrainingState(0, 0, 0, {"segmenter": self.model}, {"segmenter": self.optimiser})
+        self.metrics: dict[str, Any] = {}
+        # torchvision's RPN and box samplers draw from torch's global generator (no generator argument): seed it
+        # here and store it with every checkpoint, so that a resumed run draws what the uninterrupted one would
+        torch.manual_seed(config.seed)
+        if resume_from is not None:
+            load_checkpoint(resume_from, self.state, map_location=self.device)
+            torch.set_rng_state(self.state.rng["torch"].cpu())
+            self.metrics = json.loads(resume_from.read_text(encoding="utf-8")).get("metadata", {}).get("metrics", {})
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_atomically(self.out / "config.json", json_text(config_to_dict(config), indent=2) + "\n")
+        if resume_from is not None:
+            self._log(
+                {
+                    "step": self.state.step,
+                    "event": "resumed",
+                    "checkpoint": resume_from.name,
+                    "changed": {k: list(v) for k, v in changed.items()},
+                }
+            )
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.state.step or None)
+        except ImportError:
+            self.writer = None
+
+    def _log(self, record: dict[str, Any]) -> None:
+        with open(self.out / "log.jsonl", "a", encoding="utf-8") as f:
+            f.write(json_text(record) + "\n")
+        if getattr(self, "writer", None) is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key != "step":
+                    self.writer.add_scalar(key, value, record["step"])
+
+    def _save(self) -> Path:
+        self.state.rng = {"torch": torch.get_rng_state()}
+        metadata = {
+            "git_commit": git_commit(),
+            "metrics": self.metrics,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "frames": {"train": len(self.train_data), "val": sum(len(d) for d in self.val_data)},
+        }
+        return save_checkpoint(
+            self.checkpoints, self.state, config_to_dict(self.config), metadata, self.config.keep_checkpoints
+        )
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Mask AP and box AP (and per-category mask AP50) on the validation frames."""
+        self.model.eval()
+        predictions, truths = [], []
+        for data in self.val_data:
+            for prefix in data.frames:
+                frame = nocs_format.read_frame(prefix, with_coord=False)
+                _, class_ids, masks, boxes = frame_objects(frame)
+                image = torch.from_numpy(np.ascontiguousarray(frame.color.transpose(2, 0, 1))).float() / 255
+                predictions.append(predict_instances(self.model, image.to(self.device), self.config.segmenter))
+                truths.append(FrameInstances(class_ids, np.ones(len(class_ids)), boxes, masks))
+        self.model.train()
+        if not truths:
+            return {}
+        mask = instance_ap(predictions, truths, "mask")
+        box = instance_ap(predictions, truths, "box")
+        metrics = {f"mask_{k}": v for k, v in mask.items()}
+        metrics.update({f"box_{k}": v for k, v in box.items() if "/" not in k})
+        metrics["val_frames"] = len(truths)
+        return {k: finite_or_none(v) for k, v in metrics.items()}
+
+    def run(self) -> dict[str, Any]:
+        """Train to ``config.steps`` (or ``max_steps``); returns the last losses and metrics."""
+        cfg, state = self.config, self.state
+        end = cfg.steps if self.max_steps is None else min(cfg.steps, self.max_steps)
+        self.model.train()
+        last: dict[str, float] = {}
+        bar = tqdm(
+            total=end,
+            initial=state.step,
+            desc="segmenter",
+            unit="step",
+            disable=not self.progress if self.progress is not None else None,
+        )
+        while state.step < end:
+            for data in self.train_data.datasets:
+                data.set_epoch(state.epoch)
+            skip = state.step_in_epoch * cfg.batch_size  # frames of this epoch already trained on
+            loader = DataLoader(
+                self.train_data,
+                batch_size=cfg.batch_size,
+                sampler=_EpochSampler(len(self.train_data), cfg.seed, state.epoch, skip),
+                num_workers=cfg.num_workers,
+                worker_init_fn=worker_init_fn,
+                collate_fn=collate_detection,
+                drop_last=True,
+            )
+            for images, targets in loader:
+                for group in self.optimiser.param_groups:
+                    group["lr"] = cfg.lr_at(state.step)
+                images = [i.to(self.device) for i in images]
+                targets = [{k: v.to(self.device) for k, v in t.items()} for t in targets]
+                losses = self.model(images, targets)
+                total = sum(losses.values())
+                self.optimiser.zero_grad(set_to_none=True)
+                total.backward()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.optimiser.step()
+                state.step += 1
+                state.step_in_epoch += 1
+                last = {k: v.item() for k, v in losses.items()} | {"total": total.item()}
+                bar.update(1)
+                bar.set_postfix(loss=f"{last['total']:.3f}")
+                if state.step % cfg.log_every == 0:
+                    self._log({"step": state.step, "epoch": state.epoch, "lr": cfg.lr_at(state.step - 1), **last})
+                if self.val_data and (state.step % cfg.val_every == 0 or state.step == cfg.steps):
+                    self.metrics = self.validate()
+                    self._log({"step": state.step, "epoch": state.epoch, **self.metrics})
+                if state.step % cfg.checkpoint_every == 0 or state.step == end:
+                    self._save()
+                if state.step >= end:
+                    break
+            else:
+                state.epoch += 1
+                state.step_in_epoch = 0
+        bar.close()
+        if self.writer is not None:
+            self.writer.close()
+        return {"losses": last, "metrics": self.metrics, "step": state.step}

@@ -1,0 +1,203 @@
+"""The segmenter and its training: instance AP by hand, the detection frames, the Mask R-CNN, the trainer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from acr_pose_core.data import nocs_format
+from acr_pose_core.data.detection_frames import DetectionFrames, frame_objects
+from acr_pose_core.data.generate import GenerateConfig, generate
+from acr_pose_core.data.priors import load_priors
+from acr_pose_core.data.scene import SceneConfig
+from acr_pose_core.detection import Detections
+from acr_pose_core.detection.segmenter import Segmenter
+from acr_pose_core.evaluation.instance_ap import FrameInstances, box_iou, instance_ap, mask_iou
+from acr_pose_core.models.reconstructor import Reconstructor
+from acr_pose_core.models.segmenter import SegmenterConfig, build_segmenter
+from acr_pose_core.pipeline import PoseEstimator
+from acr_pose_core.training.checkpoint import TrainingState, save_checkpoint
+from acr_pose_core.training.config import config_to_dict, load_train_config
+from acr_pose_core.training.detector import DetectorTrainer, _EpochSampler, load_detector_config
+from acr_pose_core.training.model_folder import export_checkpoint, load_model_folder, save_model_folder
+
+pytest.importorskip("embreex")
+SMALL = SegmenterConfig(fpn_channels=16, box_head_width=32, mask_channels=16, min_size=240, max_size=320)
+
+
+def boxes_to_masks(boxes, size=(64, 64)) -> np.ndarray:
+    masks = np.zeros((len(boxes), *size), bool)
+    for k, (y1, x1, y2, x2) in enumerate(boxes):
+        masks[k, y1:y2, x1:x2] = True
+    return masks
+
+
+def test_instance_ap_hand_worked():
+    truth_boxes = np.array([[0, 0, 10, 10], [20, 20, 30, 30]])
+    pred_boxes = np.array([[0, 0, 10, 10], [50, 50, 60, 60], [20, 20, 30, 36], [0, 0, 10, 10]])
+    # IoU of the third with the second truth: 100 / 160 = 0.625; the fourth duplicates the first
+    np.testing.assert_allclose(box_iou(pred_boxes, truth_boxes)[:, 1], [0, 0, 0.625, 0])
+    np.testing.assert_allclose(
+        mask_iou(boxes_to_masks(pred_boxes), boxes_to_masks(truth_boxes)), box_iou(pred_boxes, truth_boxes)
+    )
+    truth = FrameInstances(np.array([1, 1]), np.ones(2), truth_boxes, boxes_to_masks(truth_boxes))
+    pred = FrameInstances(
+        np.array([1, 1, 1, 1]), np.array([0.9, 0.8, 0.7, 0.6]), pred_boxes, boxes_to_masks(pred_boxes)
+    )
+    for kind in ("box", "mask"):
+        ap = instance_ap([pred], [truth], kind)
+        # IoU 0.5: TP, FP, TP, FP (duplicate) -> precision 1, 1/2, 2/3, 1/2 at recall 1/2, 1/2, 1, 1
+        assert ap["bottle/AP50"] == pytest.approx(0.5 * 1 + 0.5 * (2 / 3))
+        assert ap["AP75"] == pytest.approx(0.5)  # only the exact match counts at 0.75
+        assert np.isnan(ap["bowl/AP50"]) and ap["AP50"] == ap["bottle/AP50"]  # classes without truth are skipped
+    wrong_class = FrameInstances(np.array([2]), np.array([0.9]), truth_boxes[:1], boxes_to_masks(truth_boxes[:1]))
+    assert instance_ap([wrong_class], [truth], "box")["AP50"] == 0.0
+    with pytest.raises(ValueError, match="kind"):
+        instance_ap([pred], [truth], "points")
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("frames")
+    scenes = SceneConfig(objects=(3, 4), distractors=(0, 1))
+    generate(
+        GenerateConfig(out=root, split="train", frames=4, frames_per_scene=2, seed=3, scene=scenes), progress=False
+    )
+    generate(GenerateConfig(out=root, split="val", frames=2, frames_per_scene=2, seed=4, scene=scenes), progress=False)
+    return root
+
+
+def test_detection_frames_targets_and_flips_agree(frames):
+    plain = DetectionFrames(frames / "train")
+    flipped = DetectionFrames(frames / "train", augment=True, seed=0, color_jitter=(0, 0, 0, 0))
+    seen_flip = False
+    for index in range(len(plain)):
+        image, target = plain[index]
+        frame = nocs_format.read_frame(plain.frames[index], with_coord=False)
+        inst_ids, class_ids, masks, boxes = frame_objects(frame)
+        assert len(class_ids) >= 1 and torch.equal(target["labels"], torch.from_numpy(class_ids))
+        assert torch.equal(target["masks"].bool(), torch.from_numpy(masks))
+        for k, inst in enumerate(inst_ids):  # boxes x1, y1, x2, y2 (ends exclusive) enclose each mask exactly
+            rows, cols = np.nonzero(frame.mask == inst)
+            assert target["boxes"][k].tolist() == [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]
+        image_f, target_f = flipped[index]
+        if not torch.equal(image_f, image):
+            seen_flip = True
+            assert torch.equal(image_f, image.flip(-1)) and torch.equal(target_f["masks"], target["masks"].flip(-1))
+            W = image.shape[-1]
+            expected = torch.stack(
+                [W - target["boxes"][:, 2], target["boxes"][:, 1], W - target["boxes"][:, 0], target["boxes"][:, 3]], 1
+            )
+            assert torch.equal(target_f["boxes"], expected)
+    assert seen_flip
+
+
+def test_segmenter_builds_both_backbones_and_returns_detections():
+    torch.manual_seed(0)
+    for config in (
+        SMALL,
+        SegmenterConfig(
+            backbone="resnet50",
+            fpn_channels=16,
+            box_head_width=32,
+            mask_channels=16,
+            min_size=240,
+            max_size=320,
+            anchor_sizes=(16, 32, 64, 128, 256),
+        ),
+    ):
+        model = build_segmenter(config)
+        losses = model(
+            [torch.rand(3, 240, 320)],
+            [
+                {
+                    "boxes": torch.tensor([[10.0, 20.0, 60.0, 90.0]]),
+                    "labels": torch.tensor([3]),
+                    "masks": torch.ones(1, 240, 320, dtype=torch.uint8),
+                }
+            ],
+        )
+        assert {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"} == set(losses)
+        sum(losses.values()).backward()
+        assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    image = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    anything = SegmenterConfig(
+        fpn_channels=16,
+        box_head_width=32,
+        mask_channels=16,
+        min_size=240,
+        max_size=320,
+        score_threshold=0.0,
+        mask_threshold=0.01,
+    )
+    found = Segmenter(build_segmenter(anything), anything)(image, None, None)  # an untrained net: low scores
+    assert isinstance(found, Detections) and found.image_size == (240, 320) and len(found) > 0
+    assert set(found.class_ids.tolist()) <= set(range(1, 7)) and ((found.scores >= 0) & (found.scores <= 1)).all()
+    assert found.masks.reshape(len(found), -1).any(1).all()  # detections with empty masks are left out
+    strict = SegmenterConfig(**{**anything.__dict__, "score_threshold": 1.0})
+    assert len(Segmenter(build_segmenter(strict), strict)(image)) == 0  # nothing found: an empty result
+    with pytest.raises(ValueError, match="anchor_sizes"):
+        SegmenterConfig(backbone="resnet50")
+
+
+def tiny_detector(frames: Path, *overrides: str):
+    return load_detector_config(tree={
+        "train": [{"root": str(frames / "train")}], "val": [{"root": str(frames / "val")}],
+        "segmenter": {"fpn_channels": 16, "box_head_width": 32, "mask_channels": 16, "min_size": 240, "max_size": 320},
+        "batch_size": 2, "steps": 12, "warmup_steps": 2, "lr": 1e-3, "num_workers": 0, "val_every": 12,
+        "checkpoint_every": 4, "log_every": 1, "augment": False,
+    }, overrides=overrides)  # fmt: skip
+
+
+def test_detector_trains_validates_resumes_and_exports(frames, tmp_path):
+    config = tiny_detector(frames)
+    run = tmp_path / "run"
+    interrupted = DetectorTrainer(config, run, progress=False, max_steps=4)
+    interrupted.run()
+    with pytest.raises(FileExistsError, match="--resume"):
+        DetectorTrainer(config, run, progress=False)
+    with pytest.raises(ValueError, match="lr"):
+        DetectorTrainer(tiny_detector(frames, "lr=0.01"), run, resume=True, progress=False)
+    resumed = DetectorTrainer(config, run, resume=True, progress=False)
+    saved = interrupted.model.state_dict()
+    assert (resumed.state.step, resumed.state.epoch, resumed.state.step_in_epoch) == (4, 1, 2)  # 2 steps an epoch
+    assert all(torch.equal(v, saved[k]) for k, v in resumed.model.state_dict().items())
+    result = resumed.run()
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    losses = [r["total"] for r in log if "total" in r]
+    assert len(losses) == 12 and np.mean(losses[-3:]) < np.mean(losses[:3])  # 12 steps on 4 frames: the loss falls
+    assert any(r.get("event") == "resumed" for r in log)
+    assert {"mask_AP50", "mask_AP", "box_AP50", "val_frames"} <= set(result["metrics"])
+    assert result["step"] == 12
+
+    train_config = load_train_config(Path(__file__).resolve().parents[1] / "config" / "train_tiny.yaml")
+    reconstructor = Reconstructor(train_config.model)
+    base = save_model_folder(tmp_path / "recon", reconstructor, load_priors().resampled(128))
+    assert load_model_folder(base).segmenter is None
+    state = TrainingState(1, 0, 1, {"reconstructor": reconstructor})
+    save_checkpoint(tmp_path / "recon_run" / "checkpoints", state, config_to_dict(train_config), {})
+    folder = export_checkpoint(tmp_path / "recon_run", tmp_path / "both", detector_run=run)
+    assert load_model_folder(folder).info["segmenter"]["source"]["step"] == 12
+    loaded = load_model_folder(folder)
+    assert loaded.segmenter is not None and loaded.segmenter_config == config.segmenter
+    image = torch.rand(3, 240, 320)
+    resumed.model.eval()
+    with torch.no_grad():
+        a, b = resumed.model([image])[0], loaded.segmenter([image])[0]
+    assert len(a["scores"]) == len(b["scores"])  # float16 weights, the same detections
+    estimator = PoseEstimator(folder, "cpu")
+    assert isinstance(estimator.mask_source, Segmenter)
+    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+        export_checkpoint(tmp_path / "recon_run", tmp_path / "x", detector_run=tmp_path / "nothing")
+    assert not load_model_folder(save_model_folder(folder, reconstructor, load_priors().resampled(128))).segmenter
+
+
+def test_epoch_sampler_skips_what_an_interrupted_epoch_consumed():
+    whole = list(_EpochSampler(10, seed=3, epoch=2, skip=0))
+    assert sorted(whole) == list(range(10)) and whole != list(range(10))
+    assert list(_EpochSampler(10, seed=3, epoch=2, skip=4)) == whole[4:]
+    assert list(_EpochSampler(10, seed=3, epoch=3, skip=0)) != whole
