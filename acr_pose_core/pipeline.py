@@ -33,9 +33,11 @@ import numpy as np
 import torch
 
 from acr_pose_core.categories import category_name
+from acr_pose_core.data import nocs_format
 from acr_pose_core.data.instance import InstanceInputs, instance_inputs, normalise_crop
 from acr_pose_core.detection import Detections, InputError, MaskSource, as_mask_source
 from acr_pose_core.detection.segmenter import Segmenter
+from acr_pose_core.evaluation.results import FrameResult
 from acr_pose_core.geometry import poses_from_nocs
 from acr_pose_core.geometry.boxes import box_corners, transform_points
 from acr_pose_core.geometry.camera import CameraIntrinsics
@@ -51,6 +53,7 @@ __all__ = [
     "PoseEstimator",
     "check_frame",
     "choose_device",
+    "frame_result",
 ]
 
 MIN_POINTS = 32
@@ -432,3 +435,24 @@ class PoseEstimator:
                 inlier_ratio=float(ratio[b]),
             )
         return result
+
+
+def frame_result(frame: nocs_format.Frame, estimate: FrameEstimate, name: str = "") -> FrameResult:
+    """A NOCS-format frame's ground truth (its label: every labelled instance) with an estimate's objects as the
+    predictions, for :func:`acr_pose_core.evaluation.metrics.evaluate_frames` (sizes in NOCS units)."""
+    if frame.label is None:
+        raise ValueError(f"{name or frame.prefix}: the frame has no ground-truth label to evaluate against")
+    gt = frame.label.instances
+    return FrameResult(
+        gt_class_ids=np.array([i.class_id for i in gt], np.int64),
+        gt_sRT=np.array([i.sRT for i in gt], np.float64).reshape(-1, 4, 4),
+        gt_size=np.array([i.size for i in gt], np.float64).reshape(-1, 3),
+        gt_handle_visible=np.array([i.handle_visible for i in gt], bool),
+        pred_class_ids=np.array([o.class_id for o in estimate.objects], np.int64),
+        pred_sRT=np.array([o.sRT for o in estimate.objects], np.float64).reshape(-1, 4, 4),
+        pred_size=np.array([o.size_nocs for o in estimate.objects], np.float64).reshape(-1, 3),
+        pred_scores=np.array([o.score for o in estimate.objects], np.float64),
+        name=name,
+        gt_boxes_2d=np.array([i.bbox for i in gt], np.int64).reshape(-1, 4),
+        pred_boxes_2d=np.array([o.box for o in estimate.objects], np.int64).reshape(-1, 4),
+    )

@@ -350,3 +350,58 @@ def test_demo_writes_its_picture_and_json(tiny_folder, tmp_path, capsys):
     color = cv2.imread(str(tmp_path / "demo" / "input_color.png"))
     assert picture.shape == color.shape == (480, 640, 3) and (picture != color).any()
     assert main(["demo", "--model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "d2")]) == 2
+
+
+def test_evaluate_model_and_infer_commands(frame, tiny_folder, tmp_path, capsys):
+    import json
+
+    import cv2
+
+    from acr_pose_core.cli.main import main
+    from acr_pose_core.evaluation.results_io import load_results
+
+    data = tmp_path / "data"
+    nocs_format.write_frame(data / "scene_1" / "0000", frame)
+    nocs_format.write_frame(data / "scene_1" / "0001", frame)
+    out = tmp_path / "eval"
+    base = ["--model", str(tiny_folder), "--device", "cpu"]
+    assert main(["evaluate-model", "--data", str(data), "--masks", "gt", "--out", str(out), *base]) == 0
+    assert "IoU corrected" in capsys.readouterr().out
+    ours, spd = load_results(out / "predictions", "acr"), load_results(out / "predictions_spd", "spd")
+    assert [f.name for f in ours] == ["scene_1_0000.npz", "scene_1_0001.npz"]
+    for a, b in zip(ours, spd, strict=True):
+        np.testing.assert_array_equal(a.pred_sRT, b.pred_sRT)
+        assert a.num_gt == len(frame.label.instances) and a.num_pred >= 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 2 and summary["masks"] == "gt"
+    assert {"metrics_corrected.json", "metrics_legacy.json", "table.txt"} <= {p.name for p in out.iterdir()}
+    # the model has no segmenter: asking for its masks is a clear error (exit 2), not a crash
+    assert main(["evaluate-model", "--data", str(data), "--out", str(tmp_path / "e2"), *base]) == 2
+    assert "has no segmenter" in capsys.readouterr().err
+
+    # a user's frame: colour and 16-bit depth files and an intrinsics file; masks from result pickles
+    user = tmp_path / "user"
+    user.mkdir()
+    cv2.imwrite(str(user / "shot_color.png"), frame.color[..., ::-1])
+    cv2.imwrite(str(user / "shot_depth.png"), frame.depth)
+    K = frame.label.intrinsics
+    (user / "camera.json").write_text(json.dumps({"fx": K[0, 0], "fy": K[1, 1], "cx": K[0, 2], "cy": K[1, 2]}))
+    detections = detections_from_frame(frame)
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    with open(masks / "results_shot.pkl", "wb") as f:
+        pickle.dump({"rois": detections.boxes, "class_ids": detections.class_ids, "scores": detections.scores,
+                     "masks": np.moveaxis(detections.masks, 0, -1)}, f)  # fmt: skip
+    run = ["infer", "--rgb", str(user / "shot_color.png"), "--depth", str(user / "shot_depth.png"), *base]
+    assert (
+        main([*run, "--intrinsics", str(user / "camera.json"), "--masks", str(masks), "--out", str(tmp_path / "i")])
+        == 0
+    )
+    result = json.loads((tmp_path / "i" / "shot.json").read_text())
+    direct = PoseEstimator(tiny_folder, "cpu").estimate(frame.color, frame.depth, K, masks=detections)
+    assert [o["sRT"] for o in result["objects"]] == [o.sRT.tolist() for o in direct.objects]
+    assert cv2.imread(str(tmp_path / "i" / "shot.png")).shape == (480, 640, 3)
+    assert main([*run, "--masks", str(masks), "--out", str(tmp_path / "j")]) == 2  # no intrinsics
+    assert "give --intrinsics" in capsys.readouterr().err
+    assert main(["infer", "--folder", str(data), "--masks", "gt", "--out", str(tmp_path / "k"), *base]) == 0
+    assert sorted(p.name for p in (tmp_path / "k").glob("*.json")) == ["scene_1_0000.json", "scene_1_0001.json"]

@@ -45,6 +45,8 @@ SUBCOMMANDS: dict[str, str] = {
     "train-detector": "acr_pose_core.cli.train_detector",
     "export": "acr_pose_core.cli.export",
     "demo": "acr_pose_core.cli.demo",
+    "infer": "acr_pose_core.cli.infer",
+    "evaluate-model": "acr_pose_core.cli.evaluate_model",
 }
 """Subcommand name -> module path, in the order ``acr-pose --help`` lists them."""
 

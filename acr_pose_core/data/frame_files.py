@@ -1,0 +1,103 @@
+"""Reading a user's RGB-D frame from files: colour and depth images, and a camera intrinsics file.
+
+- colour: any image OpenCV reads (PNG, JPEG, ...), 8-bit, returned as RGB ``(H, W, 3)`` uint8 (an alpha channel is
+  dropped, grey is replicated);
+- depth: a 16-bit single-channel PNG/TIFF (millimetres, the NOCS and ROS ``16UC1`` convention) or a 32-bit float
+  TIFF/EXR or ``.npy`` (metres), returned as it is stored (uint16 or float32);
+- intrinsics: JSON with ``fx, fy, cx, cy`` (and optionally ``width, height``) or ``K`` (3×3, row-major, or a
+  ``camera_info``-style ``k`` of 9 numbers), or a text file of 4 numbers (``fx fy cx cy``) or 9 (the matrix).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from acr_pose_core.geometry.camera import CameraIntrinsics
+
+__all__ = ["read_color_file", "read_depth_file", "read_intrinsics_file"]
+
+
+def _exists(path: Path) -> Path:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    return path
+
+
+def read_color_file(path: str | os.PathLike) -> np.ndarray:
+    """(H, W, 3) uint8 RGB. Raises ValueError for what is not an 8-bit image."""
+    import cv2
+
+    path = _exists(Path(path))
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"{path}: not an image OpenCV can read")
+    if image.dtype != np.uint8:
+        raise ValueError(f"{path}: colour must be 8-bit, got {image.dtype}")
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    return np.ascontiguousarray(image[..., 2::-1])  # BGR(A) -> RGB
+
+
+def read_depth_file(path: str | os.PathLike) -> np.ndarray:
+    """(H, W) uint16 (millimetres) or float32 (metres), as stored. Raises ValueError for anything else."""
+    import cv2
+
+    path = _exists(Path(path))
+    if path.suffix.lower() == ".npy":
+        depth = np.load(path, allow_pickle=False)
+    else:
+        depth = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+        if depth is None:
+            raise ValueError(f"{path}: not an image OpenCV can read")
+    if depth.ndim == 3 and depth.shape[2] == 1:
+        depth = depth[..., 0]
+    if depth.ndim != 2 or depth.dtype not in (np.uint16, np.float32, np.float64):
+        raise ValueError(
+            f"{path}: depth must be single-channel uint16 (mm) or float (m), got {depth.dtype} {depth.shape}"
+        )
+    return depth.astype(np.float32) if depth.dtype == np.float64 else depth
+
+
+def read_intrinsics_file(path: str | os.PathLike, width: int, height: int) -> CameraIntrinsics:
+    """The camera of ``width × height`` images from a file (module docstring). Raises ValueError when unreadable
+    or when the file names another image size."""
+    path = _exists(Path(path))
+    text = path.read_text(encoding="utf-8")
+    size = (width, height)
+    if path.suffix.lower() == ".json":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not valid JSON ({error})") from None
+        if not isinstance(d, dict):
+            raise ValueError(f"{path}: expected an object with fx, fy, cx, cy or K")
+        if {"fx", "fy", "cx", "cy"} <= set(d):
+            values = [d["fx"], d["fy"], d["cx"], d["cy"]]
+        elif "K" in d or "k" in d:
+            K = np.asarray(d.get("K", d.get("k")), dtype=np.float64).reshape(-1)
+            if K.size != 9:
+                raise ValueError(f"{path}: K must have 9 numbers, got {K.size}")
+            values = [K[0], K[4], K[2], K[5]]
+        else:
+            raise ValueError(f"{path}: expected fx, fy, cx, cy or K")
+        if "width" in d and "height" in d:
+            size = (int(d["width"]), int(d["height"]))
+    else:
+        try:
+            numbers = [float(v) for v in text.replace(",", " ").split()]
+        except ValueError:
+            raise ValueError(f"{path}: expected 4 numbers (fx fy cx cy) or 9 (the 3x3 matrix)") from None
+        if len(numbers) == 4:
+            values = numbers
+        elif len(numbers) == 9:
+            values = [numbers[0], numbers[4], numbers[2], numbers[5]]
+        else:
+            raise ValueError(f"{path}: expected 4 numbers (fx fy cx cy) or 9 (the 3x3 matrix), got {len(numbers)}")
+    if size != (width, height):
+        raise ValueError(f"{path}: the camera is {size[0]}x{size[1]}, the images {width}x{height}")
+    fx, fy, cx, cy = (float(v) for v in values)
+    return CameraIntrinsics(fx, fy, cx, cy, width, height)
