@@ -405,3 +405,31 @@ def test_evaluate_model_and_infer_commands(frame, tiny_folder, tmp_path, capsys)
     assert "give --intrinsics" in capsys.readouterr().err
     assert main(["infer", "--folder", str(data), "--masks", "gt", "--out", str(tmp_path / "k"), *base]) == 0
     assert sorted(p.name for p in (tmp_path / "k").glob("*.json")) == ["scene_1_0000.json", "scene_1_0001.json"]
+
+
+def test_train_default_makes_a_model_folder_with_its_card(tmp_path):
+    """The whole retraining command at toy sizes: data, both trainers timed and sized, export, evaluation, card."""
+    import json
+
+    from acr_pose_core.cli.main import main
+
+    det = tmp_path / "det.yaml"
+    det.write_text("segmenter: {fpn_channels: 8, box_head_width: 16, mask_channels: 8, min_size: 160, max_size: 214}\n"
+                   "batch_size: 1\nwarmup_steps: 1\nnum_workers: 0\n")  # fmt: skip
+    recon = tmp_path / "recon.yaml"
+    tiny = Path(__file__).resolve().parents[1] / "config" / "train_tiny.yaml"
+    recon.write_text(
+        tiny.read_text().split("model:", 1)[1].join(["model:", ""]).replace("batch_size: 8", "batch_size: 4")
+    )
+    out = tmp_path / "model"
+    args = ["train-default", "--minutes", "0.05", "--out", str(out), "--work", str(tmp_path / "work"), "--frames", "3",
+            "--val-frames", "1", "--test-frames", "1", "--device", "cpu", "--reconstructor-config", str(recon),
+            "--detector-config", str(det)]  # fmt: skip
+    assert main(args) == 0
+    loaded = load_model_folder(out)
+    assert loaded.segmenter is not None and loaded.reconstructor.config.channels == 16
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "REAL-like test split, detected masks" in card and "CAMERA-like val split, ground-truth masks" in card
+    document = json.loads((out / "training.json").read_text())
+    assert document["training"]["reconstructor"]["steps"] >= 2 and document["training"]["segmenter"]["steps"] >= 2
+    assert [d["frames"] for d in document["data"]] == [3, 1, 1]

@@ -52,6 +52,32 @@ def _mask_file(folder: Path, name: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from acr_pose_core.pipeline import PoseEstimator
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ValueError(f"--max-frames must be at least 1, got {args.max_frames}")
+    estimator = PoseEstimator(args.model, device=args.device)
+    summary = evaluate_model(estimator, args.data, args.masks, args.out, args.max_frames, not args.no_plots)
+    print(summary["table"])
+    print(
+        f"\n[evaluate-model] {summary['objects_posed']} poses for {summary['objects_labelled']} labelled objects, "
+        f"{summary['seconds_per_frame']:.2f} s a frame; wrote {args.out}"
+    )
+    return 0
+
+
+def evaluate_model(
+    estimator,
+    data: Path,
+    masks: str,
+    out: Path,
+    max_frames: int | None = None,
+    plots: bool = True,
+    progress: bool | None = None,
+) -> dict:
+    """Run ``estimator`` over the frames under ``data`` and write everything into ``out`` (module docstring);
+    returns the summary (also ``out/summary.json``) with ``metrics`` (``{"corrected": ..., "legacy": ...}``, as in
+    the metrics files) and the text ``table``."""
     import pickle
 
     from tqdm.auto import tqdm
@@ -59,65 +85,61 @@ def run(args: argparse.Namespace) -> int:
     from acr_pose_core.data import nocs_format
     from acr_pose_core.detection import detections_from_frame, read_mask_results
     from acr_pose_core.evaluation.metrics import evaluate_frames
-    from acr_pose_core.evaluation.report import format_table, plot_ap_curves, write_metrics_json
+    from acr_pose_core.evaluation.report import format_table, metrics_to_dict, plot_ap_curves, write_metrics_json
     from acr_pose_core.evaluation.results_io import frame_to_dict, save_frame
     from acr_pose_core.fileio import json_text, write_atomically
     from acr_pose_core.geometry.camera import CameraIntrinsics
-    from acr_pose_core.pipeline import PoseEstimator, frame_result
+    from acr_pose_core.pipeline import frame_result
 
-    if args.max_frames is not None and args.max_frames < 1:
-        raise ValueError(f"--max-frames must be at least 1, got {args.max_frames}")
-    prefixes = nocs_format.list_frames(args.data)[: args.max_frames]
+    data, out = Path(data), Path(out)
+    prefixes = nocs_format.list_frames(data)[:max_frames]
     if not prefixes:
-        raise FileNotFoundError(f"{args.data}: no NOCS-format frames (*_color.png)")
-    masks = args.masks
+        raise FileNotFoundError(f"{data}: no NOCS-format frames (*_color.png)")
     mask_folder = None if masks in ("model", "gt") else Path(masks)
     if mask_folder is not None and not mask_folder.is_dir():
         raise FileNotFoundError(f"--masks {masks}: expected model, gt or a folder of result pickles")
-    estimator = PoseEstimator(args.model, device=args.device)
     if masks == "model" and estimator.mask_source is None:
         raise ValueError(
             f"the model folder {estimator.model.path} has no segmenter: use --masks gt or a folder of "
             "Mask R-CNN result pickles"
         )
-    predictions, spd = args.out / "predictions", args.out / "predictions_spd"
+    predictions, spd = out / "predictions", out / "predictions_spd"
     predictions.mkdir(parents=True, exist_ok=True)
     spd.mkdir(parents=True, exist_ok=True)
     results, seconds = [], []
-    for prefix in tqdm(prefixes, desc="frames", unit="frame", disable=None):
+    for prefix in tqdm(prefixes, desc="frames", unit="frame", disable=None if progress is None else not progress):
         frame = nocs_format.read_frame(prefix, with_coord=False)
         if frame.label is None:
             raise ValueError(f"{prefix}: no ground-truth label (a _label.json or _label.pkl) to evaluate against")
-        name = frame_name(args.data, prefix)
+        name = frame_name(data, prefix)
         detections = None
         if masks == "gt":
             detections = detections_from_frame(frame)
         elif mask_folder is not None:
             detections = read_mask_results(_mask_file(mask_folder, name))
         H, W = frame.image_size
+        camera = CameraIntrinsics.from_matrix(frame.label.intrinsics, W, H)
         start = time.perf_counter()
-        estimate = estimator.estimate(
-            frame.color, frame.depth, CameraIntrinsics.from_matrix(frame.label.intrinsics, W, H), masks=detections
-        )
+        estimate = estimator.estimate(frame.color, frame.depth, camera, masks=detections)
         seconds.append(time.perf_counter() - start)
         result = frame_result(frame, estimate, name)
         save_frame(predictions / f"{name}.npz", result)
         write_atomically(spd / f"results_{name}.pkl", pickle.dumps(frame_to_dict(result), protocol=4))
         results.append(result)
 
-    sections, summary = [], {}
+    sections, metrics = [], {}
     for mode in ("corrected", "legacy"):
-        metrics = evaluate_frames(results, iou_mode=mode)
-        title = f"{args.data}: {len(results)} frames, masks {masks}, IoU {mode}"
-        sections.append(format_table(metrics, title=title) + "\n\n" + format_table(metrics, accuracy=True))
-        write_metrics_json(metrics, args.out / f"metrics_{mode}.json")
-        if mode == "corrected" and not args.no_plots:
-            plot_ap_curves(metrics, args.out / "ap_curves.png")
+        scored = evaluate_frames(results, iou_mode=mode)
+        title = f"{data}: {len(results)} frames, masks {masks}, IoU {mode}"
+        sections.append(format_table(scored, title=title) + "\n\n" + format_table(scored, accuracy=True))
+        write_metrics_json(scored, out / f"metrics_{mode}.json")
+        metrics[mode] = metrics_to_dict(scored)
+        if mode == "corrected" and plots:
+            plot_ap_curves(scored, out / "ap_curves.png")
     table = "\n\n".join(sections)
-    print(table)
-    write_atomically(args.out / "table.txt", table + "\n")
+    write_atomically(out / "table.txt", table + "\n")
     summary = {
-        "data": str(args.data),
+        "data": str(data),
         "frames": len(results),
         "model": str(estimator.model.path),
         "masks": masks,
@@ -126,9 +148,5 @@ def run(args: argparse.Namespace) -> int:
         "objects_posed": sum(r.num_pred for r in results),
         "objects_labelled": sum(r.num_gt for r in results),
     }
-    write_atomically(args.out / "summary.json", json_text(summary, indent=2) + "\n")
-    print(
-        f"\n[evaluate-model] {summary['objects_posed']} poses for {summary['objects_labelled']} labelled objects, "
-        f"{summary['seconds_per_frame']:.2f} s a frame; wrote {args.out}"
-    )
-    return 0
+    write_atomically(out / "summary.json", json_text(summary, indent=2) + "\n")
+    return {**summary, "metrics": metrics, "table": table}

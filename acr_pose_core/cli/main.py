@@ -44,6 +44,7 @@ SUBCOMMANDS: dict[str, str] = {
     "ablation": "acr_pose_core.cli.ablation",
     "train-detector": "acr_pose_core.cli.train_detector",
     "export": "acr_pose_core.cli.export",
+    "train-default": "acr_pose_core.cli.train_default",
     "demo": "acr_pose_core.cli.demo",
     "infer": "acr_pose_core.cli.infer",
     "evaluate-model": "acr_pose_core.cli.evaluate_model",
