@@ -9,8 +9,9 @@ Renders one frame (:func:`acr_pose_core.data.generate.scene_frame`), runs the
 :class:`~acr_pose_core.pipeline.PoseEstimator` with the model folder given (default: the shipped one) with its
 segmenter's masks (``--masks gt``: the frame's true masks; the default for a folder without a segmenter), matches
 each estimate to the true object whose mask overlaps its mask most (IoU ≥ 0.5, same category), prints each
-object's category, pose and size with its error against the truth, and writes ``OUT/demo.png`` (estimated boxes and axes over the image, true boxes in white), ``OUT/demo.json`` (the
-estimates, the truth, the errors, the timing) and ``OUT/input_color.png`` / ``OUT/input_depth.png`` (the frame).
+object's category, pose and size with its error against the truth, and writes ``OUT/demo.png`` (estimated boxes
+and axes over the image, true boxes in white), ``OUT/demo.json`` (the estimates, the truth, the errors, the timing)
+and ``OUT/input_color.png`` / ``OUT/input_depth.png`` (the frame).
 """
 
 from __future__ import annotations
