@@ -70,7 +70,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(include=[CORE, f"{CORE}.*", NAME, f"{NAME}.*"]),
-    package_data={CORE: ["assets/*.npz"]},  # the shipped shape priors (and, later, the default model)
+    package_data={CORE: ["assets/*.npz", "assets/default_model/*"]},  # the shape priors and the default model
     data_files=data_files(),
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,

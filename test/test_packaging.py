@@ -196,9 +196,10 @@ def test_setup_py_constants() -> None:
 def test_resource_markers_and_scripts() -> None:
     for package in ("acr_pose_ros", "acr_pose_core"):
         assert (REPO / "resource" / package).read_bytes() == b""
-    for script in ("scripts/ros/train", ".ci/run", "scripts/setup.sh", "scripts/test.sh", "scripts/main.sh"):
+    scripts = ("scripts/setup.sh", "scripts/test.sh", "scripts/main.sh", "scripts/train_default.sh")
+    for script in ("scripts/ros/train", ".ci/run", *scripts):
         assert is_executable(REPO / script), f"{script} is not executable (git add keeps the mode: chmod +x it)"
-    for script in (".ci/run", "scripts/setup.sh", "scripts/test.sh", "scripts/main.sh"):
+    for script in (".ci/run", *scripts):
         result = subprocess.run(["bash", "-n", str(REPO / script)], capture_output=True, text=True)
         assert result.returncode == 0, f"{script}: {result.stderr}"
 
