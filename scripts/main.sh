@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Set up .venv/ and run the main job.
+# Set up .venv/ and run the main job: the demo.
 #
-#   bash scripts/main.sh [EVALUATE_ARGS...]
+#   bash scripts/main.sh [DEMO_ARGS...]
 #
-# Until the demo exists, the main job evaluates a generated example prediction set with `acr-pose evaluate --example`
-# and writes runs/example/metrics.json, table.txt and ap_curves.png. Extra arguments go to `acr-pose evaluate`.
+# `acr-pose demo` renders a scene of objects never seen in training, estimates their poses and sizes with the shipped
+# default models (segmenter and Reconstructor), prints each with its error against the truth, and writes
+# runs/demo/demo.png and runs/demo/demo.json. Extra arguments go to `acr-pose demo` (e.g. --seed 3, --masks gt).
 # Works from any directory.
 set -euo pipefail
 
@@ -15,5 +16,5 @@ bash scripts/setup.sh
 
 shown_args=""
 (($#)) && shown_args="$(printf ' %q' "$@")"
-echo "[main] acr-pose evaluate --example --out runs/example$shown_args"
-exec .venv/bin/acr-pose evaluate --example --out runs/example "$@"
+echo "[main] acr-pose demo --out runs/demo$shown_args"
+exec .venv/bin/acr-pose demo --out runs/demo "$@"

@@ -1,0 +1,67 @@
+"""Benchmark of the per-frame pipeline (not a test): prints a table and writes JSON.
+
+The shipped default model folder (or ``--model``) on generated 640×480 frames of the camera profile (test-split
+instances): per frame, the segmenter (when the folder has one), the model inputs, the Reconstructor batch and the
+batched RANSAC-Umeyama, timed together by ``PoseEstimator.estimate`` with the segmenter's masks and with the true
+masks (no segmenter). Median and 90th percentile over the frames, after one warm-up frame.
+
+Usage::
+
+    python benchmarks/estimator.py [--model DIR] [--device cpu|cuda] [--frames 10] [--threads N]
+                                   [--out benchmarks/results/estimator.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _report import write_result  # benchmarks/_report.py (run as python benchmarks/NAME.py)
+
+from acr_pose_core.data.generate import GenerateConfig, scene_frame
+from acr_pose_core.detection import detections_from_frame
+from acr_pose_core.pipeline import PoseEstimator
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--frames", type=int, default=10)
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/estimator.json"))
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    estimator = PoseEstimator(args.model, device=args.device)
+    frames = [scene_frame(GenerateConfig(out=Path("."), split="test", seed=s)) for s in range(args.frames + 1)]
+    rows = {}
+    modes = (["segmenter"] if estimator.mask_source is not None else []) + ["true masks"]
+    for mode in modes:
+        seconds, objects = [], []
+        for i, frame in enumerate(frames):
+            masks = detections_from_frame(frame) if mode == "true masks" else None
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            result = estimator.estimate(frame.color, frame.depth, frame.label.intrinsics, masks=masks)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            if i:  # frame 0 warms up
+                seconds.append(time.perf_counter() - start)
+                objects.append(len(result.objects))
+        rows[mode] = {"median_s": float(np.median(seconds)), "p90_s": float(np.percentile(seconds, 90)),
+                      "objects_per_frame": float(np.mean(objects)), "frames": len(seconds)}  # fmt: skip
+    print(f"{'masks':<12} {'median (s)':>10} {'p90 (s)':>8} {'objects/frame':>14}")
+    for mode, row in rows.items():
+        print(f"{mode:<12} {row['median_s']:>10.3f} {row['p90_s']:>8.3f} {row['objects_per_frame']:>14.1f}")
+    write_result(args.out, {"model": str(estimator.model.path), "device": args.device,
+                            "threads": torch.get_num_threads(), "rows": rows})  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
