@@ -54,6 +54,11 @@ def test_instance_ap_hand_worked():
         assert ap["bottle/AP50"] == pytest.approx(0.5 * 1 + 0.5 * (2 / 3))
         assert ap["AP75"] == pytest.approx(0.5)  # only the exact match counts at 0.75
         assert np.isnan(ap["bowl/AP50"]) and ap["AP50"] == ap["bottle/AP50"]  # classes without truth are skipped
+    nothing = FrameInstances(np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 4)), np.zeros((0, 64, 64), bool))
+    assert mask_iou(pred.masks, nothing.masks).shape == (4, 0) and mask_iou(nothing.masks, truth.masks).shape == (0, 2)
+    for kind in ("box", "mask"):  # predictions in a frame without objects are false positives; a frame without both
+        assert instance_ap([pred, nothing], [nothing, truth], kind)["AP50"] == 0.0
+        assert instance_ap([pred, nothing], [truth, nothing], kind)["AP50"] == ap["AP50"]
     wrong_class = FrameInstances(np.array([2]), np.array([0.9]), truth_boxes[:1], boxes_to_masks(truth_boxes[:1]))
     assert instance_ap([wrong_class], [truth], "box")["AP50"] == 0.0
     with pytest.raises(ValueError, match="kind"):

@@ -49,8 +49,10 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(P, G) IoU of masks (P, H, W) and (G, H, W)."""
-    a = np.asarray(a, bool).reshape(len(a), -1).astype(np.float64)
-    b = np.asarray(b, bool).reshape(len(b), -1).astype(np.float64)
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    pixels = int(np.prod(a.shape[1:] if a.ndim == 3 else b.shape[1:]))  # H·W, also when one side is empty
+    a = a.reshape(len(a), pixels).astype(np.float64)  # (P, H·W)
+    b = b.reshape(len(b), pixels).astype(np.float64)  # (G, H·W)
     inter = a @ b.T
     union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)

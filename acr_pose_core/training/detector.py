@@ -156,10 +156,18 @@ class _EpochSampler(Sampler[int]):
         return len(self.order)
 
 
-def predict_instances(model: torch.nn.Module, image: torch.Tensor, config: SegmenterConfig) -> FrameInstances:
-    """One image (3, H, W) in [0, 1] on the model's device → the detections as arrays (score ≥ threshold)."""
+AP_MIN_SCORE = 0.05
+"""Validation ranks every detection down to this score (COCO's practice), not only those over the run-time threshold:
+AP is a ranking measure, and cutting at the operating threshold would understate it."""
+
+
+def predict_instances(
+    model: torch.nn.Module, image: torch.Tensor, config: SegmenterConfig, min_score: float | None = None
+) -> FrameInstances:
+    """One image (3, H, W) in [0, 1] on the model's device → the detections as arrays (score ≥ ``min_score``,
+    default the configuration's threshold; the model's own box threshold must not be higher)."""
     out = model([image])[0]
-    keep = out["scores"] >= config.score_threshold
+    keep = out["scores"] >= (config.score_threshold if min_score is None else min_score)
     masks = (out["masks"][keep, 0] >= config.mask_threshold).cpu().numpy()
     boxes = out["boxes"][keep].cpu().numpy()[:, [1, 0, 3, 2]]  # y1, x1, y2, x2
     return FrameInstances(out["labels"][keep].cpu().numpy(), out["scores"][keep].cpu().numpy(), boxes, masks)
@@ -254,14 +262,19 @@ class DetectorTrainer:
     def validate(self) -> dict[str, float]:
         """Mask AP and box AP (and per-category mask AP50) on the validation frames."""
         self.model.eval()
+        operating = self.model.roi_heads.score_thresh
+        self.model.roi_heads.score_thresh = min(operating, AP_MIN_SCORE)
         predictions, truths = [], []
         for data in self.val_data:
             for prefix in data.frames:
                 frame = nocs_format.read_frame(prefix, with_coord=False)
                 _, class_ids, masks, boxes = frame_objects(frame)
                 image = torch.from_numpy(np.ascontiguousarray(frame.color.transpose(2, 0, 1))).float() / 255
-                predictions.append(predict_instances(self.model, image.to(self.device), self.config.segmenter))
+                predictions.append(
+                    predict_instances(self.model, image.to(self.device), self.config.segmenter, AP_MIN_SCORE)
+                )
                 truths.append(FrameInstances(class_ids, np.ones(len(class_ids)), boxes, masks))
+        self.model.roi_heads.score_thresh = operating
         self.model.train()
         if not truths:
             return {}
