@@ -36,6 +36,7 @@ __all__ = [
     "config_changes_between",
     "config_from_dict",
     "config_to_dict",
+    "load_settings",
     "load_train_config",
 ]
 
@@ -251,14 +252,16 @@ def _set(tree: dict, dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def load_train_config(
+def load_settings(
+    cls: type,
     path: str | os.PathLike | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     tree: dict | None = None,
     where: str = "",
-) -> TrainConfig:
-    """A :class:`TrainConfig` from a YAML file (or the settings ``tree``, e.g. a run's recorded ``config.json``, or
-    the defaults) and ``key.sub=value`` overrides; errors name ``path`` (or ``where``)."""
+) -> Any:
+    """The settings dataclass ``cls`` from a YAML file (or the settings ``tree``, e.g. a run's recorded
+    ``config.json``, or the defaults) and ``key.sub=value`` overrides, strictly; errors name ``path`` (or ``where``).
+    Both trainers' configurations are read this way."""
     tree = {} if tree is None else copy.deepcopy(tree)
     if path is not None:
         path = Path(path)
@@ -274,4 +277,14 @@ def load_train_config(
         key, raw = item.split("=", 1)
         _set(tree, key.strip(), yaml.safe_load(raw))
     where = str(path) if path is not None else where
-    return _build(TrainConfig, tree, where)
+    return _build(cls, tree, where)
+
+
+def load_train_config(
+    path: str | os.PathLike | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    tree: dict | None = None,
+    where: str = "",
+) -> TrainConfig:
+    """A :class:`TrainConfig` (see :func:`load_settings`)."""
+    return load_settings(TrainConfig, path, overrides, tree, where)

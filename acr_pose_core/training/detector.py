@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch.utils.data import ConcatDataset, DataLoader, Sampler
 from tqdm.auto import tqdm
 
@@ -38,8 +37,8 @@ from acr_pose_core.training.checkpoint import TrainingState, git_commit, load_ch
 from acr_pose_core.training.config import (
     DataSourceConfig,
     config_changes_between,
-    config_from_dict,
     config_to_dict,
+    load_settings,
 )
 from acr_pose_core.training.trainer import _check_run_folder, _select_device
 
@@ -120,27 +119,9 @@ class DetectorTrainConfig:
 def load_detector_config(
     path: str | os.PathLike | None = None, overrides=(), tree: dict | None = None, where: str = ""
 ) -> DetectorTrainConfig:
-    """A :class:`DetectorTrainConfig` from YAML (or a recorded tree) and ``key.sub=value`` overrides."""
-    tree = dict(tree or {})
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such configuration file")
-        try:
-            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as error:
-            raise ValueError(f"{path}: not valid YAML ({error})") from None
-        where = str(path)
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r}: expected key=value, e.g. steps=100")
-        key, raw = item.split("=", 1)
-        node = tree
-        *parents, last = key.strip().split(".")
-        for name in parents:
-            node = node.setdefault(name, {})
-        node[last] = yaml.safe_load(raw)
-    return config_from_dict(DetectorTrainConfig, tree, where)
+    """A :class:`DetectorTrainConfig` from YAML (or a recorded tree) and ``key.sub=value`` overrides
+    (:func:`~acr_pose_core.training.config.load_settings`)."""
+    return load_settings(DetectorTrainConfig, path, overrides, tree, where)
 
 
 class _EpochSampler(Sampler[int]):
