@@ -350,6 +350,16 @@ def test_demo_writes_its_picture_and_json(tiny_folder, tmp_path, capsys):
     color = cv2.imread(str(tmp_path / "demo" / "input_color.png"))
     assert picture.shape == color.shape == (480, 640, 3) and (picture != color).any()
     assert main(["demo", "--model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "d2")]) == 2
+    # your own frame goes the way of acr-pose infer: the tiny model has no segmenter, which infer says
+    cv2.imwrite(str(tmp_path / "mine_color.png"), picture)
+    cv2.imwrite(str(tmp_path / "mine_depth.png"), np.full((480, 640), 800, np.uint16))
+    (tmp_path / "K.txt").write_text("577.5 577.5 319.5 239.5\n")
+    own = ["demo", "--rgb", str(tmp_path / "mine_color.png"), "--depth", str(tmp_path / "mine_depth.png")]
+    capsys.readouterr()
+    assert main([*own, "--model", str(tiny_folder), "--out", str(tmp_path / "d3")]) == 2
+    assert "together" in capsys.readouterr().err
+    assert main([*own, "--intrinsics", str(tmp_path / "K.txt"), "--model", str(tiny_folder), "--out", "x"]) == 2
+    assert "has no segmenter" in capsys.readouterr().err
 
 
 def test_evaluate_model_and_infer_commands(frame, tiny_folder, tmp_path, capsys):

@@ -4,6 +4,7 @@ Example::
 
     acr-pose demo                                 # scene 0 of the test split (instances never trained on)
     acr-pose demo --seed 3 --profile real --out runs/demo3
+    acr-pose demo --rgb shot.png --depth shot_depth.png --intrinsics camera.json   # your frame (as acr-pose infer)
 
 Renders one frame (:func:`acr_pose_core.data.generate.scene_frame`), runs the
 :class:`~acr_pose_core.pipeline.PoseEstimator` with the model folder given (default: the shipped one) with its
@@ -46,9 +47,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("model", "gt"),
         help="model: the model folder's segmenter (the default when it has one); gt: the true masks",
     )
+    parser.add_argument("--rgb", type=Path, help="your own frame instead of a generated one: its colour image ...")
+    parser.add_argument("--depth", type=Path, help="... its depth image (16-bit mm PNG or float metres) ...")
+    parser.add_argument("--intrinsics", type=Path, help="... and its camera (see acr-pose infer --help)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.rgb is not None or args.depth is not None or args.intrinsics is not None:
+        from acr_pose_core.cli import infer  # your own frame: no truth to compare with, so it is what infer does
+
+        if args.intrinsics is None:
+            raise ValueError("give --rgb, --depth and --intrinsics together")
+        return infer.run(argparse.Namespace(
+            rgb=args.rgb, depth=args.depth, folder=None, intrinsics=args.intrinsics, depth_scale=None,
+            model=args.model, masks=args.masks or "model", out=args.out, device=args.device))  # fmt: skip
     import cv2
     import numpy as np
 
