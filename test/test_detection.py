@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -185,10 +186,11 @@ def test_detector_trains_validates_resumes_and_exports(frames, tmp_path):
     assert load_model_folder(base).segmenter is None
     state = TrainingState(1, 0, 1, {"reconstructor": reconstructor})
     save_checkpoint(tmp_path / "recon_run" / "checkpoints", state, config_to_dict(train_config), {})
-    folder = export_checkpoint(tmp_path / "recon_run", tmp_path / "both", detector_run=run)
+    folder = export_checkpoint(tmp_path / "recon_run", tmp_path / "both", detector_run=run, score_threshold=0.25)
     assert load_model_folder(folder).info["segmenter"]["source"]["step"] == 12
+    assert load_model_folder(folder).segmenter.roi_heads.score_thresh == 0.25  # the operating threshold, exported
     loaded = load_model_folder(folder)
-    assert loaded.segmenter is not None and loaded.segmenter_config == config.segmenter
+    assert loaded.segmenter is not None and loaded.segmenter_config == replace(config.segmenter, score_threshold=0.25)
     image = torch.rand(3, 240, 320)
     resumed.model.eval()
     with torch.no_grad():

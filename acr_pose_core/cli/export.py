@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
     parser.add_argument("--detector-run", type=Path, help="a segmenter run (acr-pose train-detector) to include")
     parser.add_argument(
+        "--score-threshold", type=float, help="the segmenter's operating threshold (default: its run's configuration)"
+    )
+    parser.add_argument(
         "--dtype",
         choices=("float16", "bfloat16", "float32"),
         default="float16",
@@ -30,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from acr_pose_core.training.model_folder import export_checkpoint
 
-    out = export_checkpoint(args.run, args.out, args.dtype, detector_run=args.detector_run)
+    if args.score_threshold is not None and args.detector_run is None:
+        raise ValueError("--score-threshold applies to the segmenter: give --detector-run")
+    out = export_checkpoint(args.run, args.out, args.dtype, detector_run=args.detector_run,
+                            score_threshold=args.score_threshold)  # fmt: skip
     print(f"[export] wrote {out} ({', '.join(sorted(p.name for p in out.iterdir()))})")
     return 0

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -244,13 +244,16 @@ def export_checkpoint(
     weights_dtype: str = "float16",
     extra: dict | None = None,
     detector_run: str | os.PathLike | None = None,
+    score_threshold: float | None = None,
 ) -> Path:
     """A training run's newest complete checkpoint (``run`` a run folder or its ``checkpoints/``; or the checkpoint
     file ``run`` names) → a model folder.
 
     The priors are the run's (``priors`` setting, resampled to the model's M as the trainer does); ``source``
     records the run, step, epoch, commit, configuration and the checkpoint's metadata (validation metrics), plus
-    ``extra``. ``detector_run``: a segmenter run (``acr-pose train-detector``) whose newest checkpoint goes in too.
+    ``extra``. ``detector_run``: a segmenter run (``acr-pose train-detector``) whose newest checkpoint goes in too;
+    ``score_threshold`` replaces its operating threshold (the score from which a detection is returned), which is a
+    deployment choice rather than a training one.
     """
     json_path = _checkpoint_json(Path(run))
     segmenter = segmenter_config = segmenter_source = None
@@ -260,6 +263,8 @@ def export_checkpoint(
         seg_json = _checkpoint_json(Path(detector_run))
         seg_document = json.loads(seg_json.read_text(encoding="utf-8"))
         segmenter_config = load_detector_config(tree=seg_document["config"], where=str(seg_json)).segmenter
+        if score_threshold is not None:
+            segmenter_config = replace(segmenter_config, score_threshold=score_threshold)
         segmenter = build_segmenter(segmenter_config)
         load_module_weights(seg_json, segmenter, "segmenter")
         segmenter_source = {
