@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
 
-    from acr_pose_core.categories import is_y_symmetric
+    from acr_pose_core.categories import category_name, is_y_symmetric
     from acr_pose_core.data.detection_frames import frame_objects
     from acr_pose_core.data.generate import GenerateConfig, scene_frame
     from acr_pose_core.detection import detections_from_frame
@@ -148,11 +148,19 @@ def run(args: argparse.Namespace) -> int:
         )
     for dropped in result.dropped:
         print(f"{dropped.category:<8} dropped: {dropped.reason}")
+    found = {row["truth"]["inst_id"] for row in rows if row["truth"] is not None}
+    missed = [t for t in truth if t.inst_id not in found]
+    dropped_ids = {int(inst_ids[d.detection]) for d in result.dropped} if masks == "gt" else set()
+    for t in missed:
+        if t.inst_id not in dropped_ids:
+            print(f"{category_name(t.class_id):<8} not detected")
     within = sum(r["truth"] is not None and r["error_deg"] <= 10 and r["error_cm"] <= 5 for r in rows)
     print(
         f"[demo] {within} of {len(truth)} objects within 10°/5 cm; estimate {estimate_seconds:.2f} s "
         f"(render {render_seconds:.1f} s)"
     )
+    if masks == "model" and missed:
+        print("[demo] --masks gt gives the Reconstructor the true masks (the segmenter is the weaker stage)")
 
     picture = draw_boxes(frame.color, boxes, camera)
     for name, image in (
@@ -172,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         "objects": rows,
         "dropped": [d.to_dict() for d in result.dropped],
         "within_10deg_5cm": within,
+        "not_detected": [{"inst_id": t.inst_id, "category": category_name(t.class_id)} for t in missed],
         "num_truth": len(truth),
         "seconds": {"load": load_seconds, "render": render_seconds, "estimate": estimate_seconds},
     }
