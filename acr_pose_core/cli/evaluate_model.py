@@ -44,13 +44,6 @@ def frame_name(root: Path, prefix: Path) -> str:
     return "_".join(prefix.relative_to(root).parts)
 
 
-def _mask_file(folder: Path, name: str) -> Path:
-    found = sorted(folder.glob(f"results_*{name}.pkl")) or sorted(folder.glob(f"*{name}.pkl"))
-    if not found:
-        raise FileNotFoundError(f"{folder}: no Mask R-CNN results file for frame {name} (results_*_{name}.pkl)")
-    return found[0]
-
-
 def run(args: argparse.Namespace) -> int:
     from acr_pose_core.pipeline import PoseEstimator
 
@@ -83,7 +76,7 @@ def evaluate_model(
     from tqdm.auto import tqdm
 
     from acr_pose_core.data import nocs_format
-    from acr_pose_core.detection import detections_from_frame, read_mask_results
+    from acr_pose_core.detection import detections_from_frame, mask_results_file, read_mask_results
     from acr_pose_core.evaluation.metrics import evaluate_frames
     from acr_pose_core.evaluation.report import format_table, metrics_to_dict, plot_ap_curves, write_metrics_json
     from acr_pose_core.evaluation.results_io import frame_to_dict, save_frame
@@ -116,7 +109,7 @@ def evaluate_model(
         if masks == "gt":
             detections = detections_from_frame(frame)
         elif mask_folder is not None:
-            detections = read_mask_results(_mask_file(mask_folder, name))
+            detections = read_mask_results(mask_results_file(mask_folder, name))
         H, W = frame.image_size
         camera = CameraIntrinsics.from_matrix(frame.label.intrinsics, W, H)
         start = time.perf_counter()

@@ -53,17 +53,17 @@ def _pairs(folder: Path) -> list[tuple[str, Path, Path | None]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import cv2
     import numpy as np
     from tqdm.auto import tqdm
 
-    from acr_pose_core.cli.evaluate_model import _mask_file
     from acr_pose_core.data import nocs_format
     from acr_pose_core.data.frame_files import read_color_file, read_depth_file, read_intrinsics_file
-    from acr_pose_core.detection import detections_from_frame, read_mask_results
+    from acr_pose_core.detection import detections_from_frame, mask_results_file, read_mask_results
     from acr_pose_core.evaluation.draw import CATEGORY_COLOURS, BoxDrawing, draw_boxes
     from acr_pose_core.fileio import json_text, write_atomically
     from acr_pose_core.geometry.camera import CameraIntrinsics
-    from acr_pose_core.pipeline import PoseEstimator, check_frame
+    from acr_pose_core.pipeline import PoseEstimator
 
     if (args.rgb is None) != (args.depth is None):
         raise ValueError("give --rgb and --depth together")
@@ -109,17 +109,14 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError(f"{color_path}: --masks gt needs NOCS-format frames (a _mask.png and _meta.txt)")
             detections = detections_from_frame(frame)
         elif mask_folder is not None:
-            detections = read_mask_results(_mask_file(mask_folder, name))
-        checked = check_frame(rgb, depth, camera, args.depth_scale)
-        estimate = estimator.estimate(checked.rgb, checked.depth, camera, detections, args.depth_scale)
+            detections = read_mask_results(mask_results_file(mask_folder, name))
+        estimate = estimator.estimate(rgb, depth, camera, detections, args.depth_scale)  # rgb: RGB from either reader
         posed += len(estimate.objects)
         boxes = [
             BoxDrawing(o.sRT, o.size_nocs, f"{o.category} {o.score:.2f}", CATEGORY_COLOURS[o.category])
             for o in estimate.objects
         ]
-        picture = draw_boxes(checked.rgb, boxes, camera)
-        import cv2
-
+        picture = draw_boxes(rgb, boxes, camera)
         ok, data = cv2.imencode(".png", np.ascontiguousarray(picture[..., ::-1]))
         if not ok:
             raise OSError(f"could not encode the picture of {name}")

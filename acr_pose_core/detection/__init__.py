@@ -6,6 +6,7 @@ from acr_pose_core.detection.sources import (
     MaskSource,
     as_mask_source,
     detections_from_frame,
+    mask_results_file,
     read_mask_results,
 )
 
@@ -15,5 +16,6 @@ __all__ = [
     "MaskSource",
     "as_mask_source",
     "detections_from_frame",
+    "mask_results_file",
     "read_mask_results",
 ]

@@ -16,6 +16,7 @@ from torch import nn
 from acr_pose_core.detection.sources import Detections
 from acr_pose_core.geometry.camera import CameraIntrinsics
 from acr_pose_core.models.segmenter import SegmenterConfig
+from acr_pose_core.training.detector import predict_instances
 
 __all__ = ["Segmenter"]
 
@@ -32,12 +33,9 @@ class Segmenter:
     def __call__(self, rgb: np.ndarray, depth: np.ndarray | None = None, intrinsics: CameraIntrinsics | None = None):
         H, W = rgb.shape[:2]
         image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).to(self.device).float() / 255
-        out = self.model([image])[0]
-        keep = out["scores"] >= self.config.score_threshold
-        masks = (out["masks"][keep, 0] >= self.config.mask_threshold).cpu().numpy()  # (K, H, W) bool
-        labels = out["labels"][keep].cpu().numpy()
-        scores = out["scores"][keep].double().cpu().numpy()
-        present = masks.reshape(len(masks), H * W).any(1)  # (K,)
+        found = predict_instances(self.model, image, self.config)  # the same thresholds as the validation's
+        present = found.masks.reshape(len(found.masks), H * W).any(1)  # (K,)
         if not present.any():
             return Detections.empty(H, W)
-        return Detections.from_masks(masks[present], labels[present], np.clip(scores[present], 0.0, 1.0))
+        scores = np.clip(found.scores[present].astype(np.float64), 0.0, 1.0)
+        return Detections.from_masks(found.masks[present], found.class_ids[present], scores)

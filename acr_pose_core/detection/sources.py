@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -37,6 +38,7 @@ __all__ = [
     "MaskSource",
     "as_mask_source",
     "detections_from_frame",
+    "mask_results_file",
     "read_mask_results",
 ]
 
@@ -181,6 +183,20 @@ def read_mask_results(path: str | os.PathLike) -> Detections:
         return Detections.from_masks(np.moveaxis(masks, -1, 0), d["class_ids"], d["scores"], d["rois"])
     except InputError as error:
         raise InputError(f"{path}: {error}") from None
+
+
+def mask_results_file(folder: str | os.PathLike, name: str) -> Path:
+    """The Mask R-CNN results pickle of frame ``name`` (e.g. ``scene_1_0000``) in ``folder``: ``results_*<name>.pkl``
+    (SPD's ``mrcnn_results`` naming), else ``*<name>.pkl``; the first in sorted order.
+
+    Raises:
+        FileNotFoundError: no such file.
+    """
+    folder = Path(folder)
+    found = sorted(folder.glob(f"results_*{name}.pkl")) or sorted(folder.glob(f"*{name}.pkl"))
+    if not found:
+        raise FileNotFoundError(f"{folder}: no Mask R-CNN results file for frame {name} (results_*_{name}.pkl)")
+    return found[0]
 
 
 def _to_detections(result: Any, image_size: tuple[int, int], where: str) -> Detections:
