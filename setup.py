@@ -4,7 +4,8 @@ It installs two Python packages, ``acr_pose_core`` (the library, no ROS) and ``a
 registers both as ROS packages in the ament resource index, so that after ``colcon build``:
 
 - ``ros2 run acr_pose_core train`` runs ``lib/acr_pose_core/train`` (from ``scripts/ros/train``);
-- ``ros2 launch acr_pose_ros <file>.launch.py`` finds ``share/acr_pose_ros/launch/``;
+- ``ros2 launch acr_pose_ros pose.launch.py`` finds ``share/acr_pose_ros/launch/`` and starts
+  ``lib/acr_pose_ros/pose_node`` with ``share/acr_pose_ros/config/pose.yaml``;
 - the console scripts land in ``lib/acr_pose_ros`` (see ``setup.cfg``), where ``ros2 run acr_pose_ros`` looks.
 
 A plain ``pip install .`` installs the same tree; pip then puts the ``acr-pose`` command on ``bin/`` as usual.
@@ -37,6 +38,7 @@ INSTALL_REQUIRES = [
     "pyyaml",  # training configurations in config/
     "threadpoolctl",  # one math-library thread per worker process (acr_pose_core/threads.py)
     "opencv-python-headless",  # drawing poses over images, colour/depth image files
+    "scipy",  # quaternions of the node's messages (scipy.spatial.transform.Rotation)
 ]
 # embreex (Intel Embree ray casting) renders the synthetic data set and tensorboard shows training logs; neither is
 # needed at run time on a robot, so they are extras (`pip install "acr_pose_ros[render,train]"`), which the scripts
@@ -55,7 +57,8 @@ def data_files() -> list[tuple[str, list[str]]]:
         ("share/ament_index/resource_index/packages", [f"resource/{NAME}", f"resource/{CORE}"]),
         (f"share/{NAME}", ["package.xml"]),
         (f"share/{NAME}/launch", sorted(glob("launch/*.launch.py"))),
-        (f"share/{NAME}/config", sorted(glob("config/*.yaml"))),
+        # Only the node's parameters: the training configurations in config/ are not ROS package data.
+        (f"share/{NAME}/config", ["config/pose.yaml"]),
         # `ros2 run acr_pose_core train` runs lib/acr_pose_core/train; the source file keeps its executable bit.
         (f"lib/{CORE}", ["scripts/ros/train"]),
     ]
@@ -70,7 +73,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(include=[CORE, f"{CORE}.*", NAME, f"{NAME}.*"]),
-    package_data={CORE: ["assets/*.npz", "assets/default_model/*"]},  # the shape priors and the default model
+    # the shape priors, the default model, and the message definitions the bag tool registers with rosbags
+    package_data={CORE: ["assets/*.npz", "assets/default_model/*"], NAME: ["interfaces/*/msg/*.msg"]},
     data_files=data_files(),
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
@@ -78,6 +82,8 @@ setup(
     entry_points={
         "console_scripts": [
             "acr-pose = acr_pose_core.cli.main:main",
+            # `ros2 run acr_pose_ros pose_node`, and what launch/pose.launch.py starts
+            "pose_node = acr_pose_ros.node:main",
         ],
     },
     zip_safe=False,

@@ -37,6 +37,7 @@ PIP_TO_ROSDEP = {
     "pyyaml": "python3-yaml",
     "threadpoolctl": "python3-threadpoolctl",
     "opencv-python-headless": "python3-opencv",
+    "scipy": "python3-scipy",
 }
 """pip requirement name -> the rosdep key that package.xml must list as exec_depend."""
 
@@ -114,9 +115,14 @@ def test_colcon_install_layout(colcon_install: tuple[Path, Path]) -> None:
     assert is_executable(prefix / "lib/acr_pose_core/train"), "lib/acr_pose_core/train missing or not executable"
     # setup.cfg sends console scripts to lib/acr_pose_ros: `ros2 run acr_pose_ros acr-pose`.
     assert is_executable(prefix / "lib/acr_pose_ros/acr-pose")
-    for source in [*REPO.glob("launch/*.launch.py"), *REPO.glob("config/*.yaml")]:
+    assert is_executable(prefix / "lib/acr_pose_ros/pose_node"), "the node's executable is not in lib/acr_pose_ros"
+    for source in [*REPO.glob("launch/*.launch.py"), REPO / "config/pose.yaml"]:
         installed = prefix / "share/acr_pose_ros" / source.parent.name / source.name
         assert installed.is_file(), f"{source.relative_to(REPO)} is not installed"
+    # The training configurations are not the node's parameters: they stay out of the ROS package's share/.
+    assert sorted(p.name for p in (prefix / "share/acr_pose_ros/config").iterdir()) == ["pose.yaml"]
+    interfaces = sorted(p.name for p in site_packages.glob("acr_pose_ros/interfaces/*/msg/*.msg"))
+    assert "Detection3D.msg" in interfaces and "TFMessage.msg" in interfaces
 
 
 def test_colcon_install_has_every_package(colcon_install: tuple[Path, Path]) -> None:

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from acr_pose_core.categories import CATEGORIES
-from acr_pose_core.geometry.boxes import box_corners, transform_points
+from acr_pose_core.geometry.boxes import BOX_EDGES, box_corners, transform_points
 from acr_pose_core.geometry.camera import CameraIntrinsics, project
 
 __all__ = ["CATEGORY_COLOURS", "BoxDrawing", "draw_boxes"]
@@ -28,8 +28,6 @@ CATEGORY_COLOURS: dict[str, tuple[int, int, int]] = dict(
 )
 """RGB colour of each category's boxes."""
 
-_SIGNS = box_corners(np.full(3, 2.0))  # (8, 3) the corners' ±1 signs, in the corner order
-_EDGES = [(i, j) for i in range(8) for j in range(i + 1, 8) if np.abs(_SIGNS[i] - _SIGNS[j]).sum() == 2]
 _MIN_Z = 1e-3
 
 
@@ -59,7 +57,7 @@ def draw_boxes(rgb: np.ndarray, boxes: Sequence[BoxDrawing], intrinsics: CameraI
         with np.errstate(divide="ignore", invalid="ignore"):
             pixels = project(corners, intrinsics)  # (8, 2) u, v; used only where z > _MIN_Z
         front = corners[:, 2] > _MIN_Z
-        for i, j in _EDGES:
+        for i, j in BOX_EDGES:
             if front[i] and front[j]:
                 _segment(image, pixels[i], pixels[j], box.colour, box.thickness)
         origin_axes = np.vstack([np.zeros(3), np.diag(size / 2)])  # (4, 3): centre, +x, +y, +z face centres

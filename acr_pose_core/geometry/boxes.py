@@ -23,7 +23,7 @@ import numpy as np
 
 from acr_pose_core.geometry.rotations import rotation_about_y
 
-__all__ = ["IoUMode", "box_corners", "iou_3d", "transform_points"]
+__all__ = ["BOX_EDGES", "IoUMode", "box_corners", "iou_3d", "transform_points"]
 
 IoUMode = Literal["corrected", "legacy"]
 
@@ -31,6 +31,10 @@ _CORNER_SIGNS = np.array(
     [[1, 1, 1], [1, 1, -1], [-1, 1, 1], [-1, 1, -1], [1, -1, 1], [1, -1, -1], [-1, -1, 1], [-1, -1, -1]],
     dtype=np.float64,
 )  # the reference's corner order
+BOX_EDGES: tuple[tuple[int, int], ...] = tuple(
+    (i, j) for i in range(8) for j in range(i + 1, 8) if np.abs(_CORNER_SIGNS[i] - _CORNER_SIGNS[j]).sum() == 2
+)
+"""The 12 edges of a box as pairs of indices into :func:`box_corners` (corners that differ in one coordinate)."""
 
 
 def box_corners(size: np.ndarray) -> np.ndarray:

@@ -1,0 +1,265 @@
+"""The ROS 2 node: synchronised RGB-D (+ camera info) in, ``vision_msgs/Detection3DArray`` and TF out.
+
+Topics (relative names: remap them, or set the namespace, as ``launch/pose.launch.py`` does):
+
+- in: ``color/image_raw`` (rgb8/bgr8/rgba8/bgra8/mono8), ``aligned_depth_to_color/image_raw`` (16UC1 mm or
+  32FC1 m, aligned to colour), ``color/camera_info``; with ``mask_source: labels`` also ``labels/image``
+  (mono8/16UC1 instance labels) and ``labels/detections`` (vision_msgs/Detection2DArray naming the labels);
+- out: ``~/detections`` (``/acr_pose/detections``; reliable), ``/tf`` (one frame per object), ``~/markers``
+  (visualization_msgs/MarkerArray) and ``~/debug_image`` (sensor_msgs/Image) built only while subscribed, and
+  ``~/status`` (std_msgs/String, JSON counters of frames received, posed, skipped and dropped).
+
+Threads: the executor only receives and synchronises; a worker thread runs the estimator on the newest
+synchronised set (:class:`~acr_pose_ros.sync.LatestSlot`), so a slow model drops stale frames instead of queueing
+them. Bad input is a throttled warning and a skipped frame, never a dead node. The work itself is in
+:mod:`acr_pose_ros.frame` and :mod:`acr_pose_ros.messages` (plain functions); this module wires ROS to them and
+stays valid for Humble and Jazzy.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import threading
+import time
+import traceback
+from collections import Counter
+from typing import Any
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import String
+from vision_msgs.msg import Detection2DArray, Detection3DArray
+from visualization_msgs.msg import MarkerArray
+
+from acr_pose_core.detection import InputError
+from acr_pose_core.pipeline import PoseEstimator
+from acr_pose_ros.conversions import MessageError, image_fields
+from acr_pose_ros.frame import debug_image, estimate_frame, frame_inputs
+from acr_pose_ros.messages import detection_array, marker_array, ros_types, transform_message
+from acr_pose_ros.params import NODE_NAME, RUNTIME, NodeParameters, ParameterError
+from acr_pose_ros.sync import ApproximateSync, LatestSlot, stamp_ns
+
+__all__ = ["PoseNode", "main"]
+
+_DESCRIPTIONS = {
+    "model": "model folder (acr-pose export); empty: the shipped default",
+    "device": "auto, cpu, cuda or cuda:<index>",
+    "mask_source": "segmenter (the model's Mask R-CNN) or labels (label image + Detection2DArray topics)",
+    "score_threshold": "objects with a lower mask score are not posed, in [0, 1]",
+    "categories": "categories to pose: bottle, bowl, camera, can, laptop, mug",
+    "max_objects": "at most this many objects a frame, highest scores first",
+    "sync_queue_size": "approximate-time synchroniser queue per input",
+    "sync_slop": "largest stamp difference within a synchronised set, seconds",
+    "input_reliability": "QoS reliability of the inputs: best_effort or reliable",
+    "frame_prefix": "TF child frames are <frame_prefix><category>_<i>",
+    "publish_tf": "publish one TF frame per object",
+    "publish_markers": "publish RViz markers on ~/markers (only while subscribed)",
+    "publish_debug_image": "publish an annotated image on ~/debug_image (only while subscribed)",
+    "depth_scale": "metres per unit of 16-bit depth; 0: millimetres",
+    "min_depth": "depth below this many metres counts as missing",
+    "max_depth": "depth above this many metres counts as missing; 0: no bound",
+}
+
+
+class PoseNode(Node):
+    """The acr-pose node (see the module docstring); ``estimator`` replaces the model the parameters name."""
+
+    def __init__(self, estimator: PoseEstimator | None = None, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        defaults = NodeParameters().to_mapping()
+        for name in NodeParameters.names():
+            read_only = name not in RUNTIME
+            self.declare_parameter(
+                name, defaults[name], ParameterDescriptor(description=_DESCRIPTIONS[name], read_only=read_only)
+            )
+        try:
+            self.params = NodeParameters.from_mapping(
+                {name: self.get_parameter(name).value for name in NodeParameters.names()}
+            )
+        except ParameterError as error:
+            self.get_logger().fatal(str(error))
+            raise
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        params = self.params
+
+        if estimator is None:
+            self.get_logger().info(f"loading the model {params.model or '(shipped default)'} on {params.device}")
+            estimator = PoseEstimator(params.model or None, device=params.device)
+        if params.mask_source == "segmenter" and estimator.mask_source is None:
+            raise ParameterError("parameter 'mask_source' = 'segmenter': the model folder has no segmenter")
+        self.estimator = estimator
+
+        reliability = (
+            ReliabilityPolicy.BEST_EFFORT if params.input_reliability == "best_effort" else ReliabilityPolicy.RELIABLE
+        )
+        sensor_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=reliability)
+        output_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.detections_pub = self.create_publisher(Detection3DArray, "~/detections", output_qos)
+        self.markers_pub = self.create_publisher(MarkerArray, "~/markers", output_qos)
+        self.debug_pub = self.create_publisher(Image, "~/debug_image", output_qos)
+        self.status_pub = self.create_publisher(String, "~/status", output_qos)
+        self._tf_broadcaster = None
+        self._tf_pub = None
+        if params.publish_tf:
+            try:
+                from tf2_ros import TransformBroadcaster
+
+                self._tf_broadcaster = TransformBroadcaster(self)
+            except ImportError:  # no tf2_ros (e.g. the wheels-only test environment): publish what it would
+                from tf2_msgs.msg import TFMessage
+
+                tf_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
+                self._tf_pub = self.create_publisher(TFMessage, "/tf", tf_qos)
+
+        inputs = [
+            (Image, "color/image_raw"),
+            (Image, "aligned_depth_to_color/image_raw"),
+            (CameraInfo, "color/camera_info"),
+        ]
+        if params.mask_source == "labels":
+            inputs += [(Image, "labels/image"), (Detection2DArray, "labels/detections")]
+        self.counts: Counter[str] = Counter()
+        self._last_stamp: int | None = None
+        self._slot: LatestSlot[tuple[Any, ...]] = LatestSlot()
+        self._inputs = self._synchronise(inputs, sensor_qos)
+
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name="acr_pose_inference", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"ready: {len(inputs)} synchronised inputs ({self._sync_kind}), publishing on "
+            f"{self.detections_pub.topic_name}"
+        )
+
+    # -- input ------------------------------------------------------------------------------------------------
+    def _synchronise(self, inputs: list[tuple[type, str]], qos: QoSProfile) -> list[Any]:
+        """Subscribe to ``inputs`` through message_filters' ApproximateTimeSynchronizer where importable, else
+        through :class:`~acr_pose_ros.sync.ApproximateSync` (same rules); both call :meth:`_on_synchronised`."""
+        params = self.params
+        try:
+            import message_filters
+        except ImportError:
+            self._sync_kind = "acr_pose_ros.sync.ApproximateSync"
+            sync = ApproximateSync(len(inputs), params.sync_queue_size, params.sync_slop, self._on_synchronised)
+            return [
+                self.create_subscription(kind, topic, lambda msg, i=i: sync.add(i, msg), qos)
+                for i, (kind, topic) in enumerate(inputs)
+            ]
+        self._sync_kind = "message_filters.ApproximateTimeSynchronizer"
+        subscribers = [message_filters.Subscriber(self, kind, topic, qos_profile=qos) for kind, topic in inputs]
+        synchroniser = message_filters.ApproximateTimeSynchronizer(
+            subscribers, params.sync_queue_size, params.sync_slop
+        )
+        synchroniser.registerCallback(self._on_synchronised)
+        self._message_filters = synchroniser  # keep it alive
+        return subscribers
+
+    def _on_synchronised(self, *msgs: Any) -> None:
+        """Executor thread: keep the newest set for the worker; sets older than the last one are skipped."""
+        self.counts["received"] += 1
+        stamp = stamp_ns(msgs[0])
+        if self._last_stamp is not None and stamp <= self._last_stamp:
+            self._skip("out_of_order", f"stamp {stamp * 1e-9:.3f} s is not after the last frame's; skipped")
+            self._last_stamp = stamp  # a restarted bag or simulation is accepted from its next frame on
+            return
+        self._last_stamp = stamp
+        if self._slot.put(msgs):
+            self.get_logger().warning(
+                f"inference is slower than the input: {self._slot.dropped} stale frames dropped so far",
+                throttle_duration_sec=5.0,
+            )
+
+    # -- work -------------------------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while self._running:
+            msgs = self._slot.take(timeout=0.1)
+            if msgs is None:
+                continue
+            try:
+                self._process(msgs)
+            except (MessageError, InputError) as error:
+                self._skip("bad_input", f"frame skipped: {error}")
+            except Exception:  # a bug must not kill the node: log it whole, count it, go on
+                self.counts["errors"] += 1
+                self.get_logger().error(f"frame failed:\n{traceback.format_exc()}", throttle_duration_sec=5.0)
+            self._publish_status()
+
+    def _process(self, msgs: tuple[Any, ...]) -> None:
+        params = self.params  # one consistent set for the whole frame, even if changed meanwhile
+        color, depth, info, *labels = msgs
+        start = time.perf_counter()
+        inputs = frame_inputs(color, depth, info, params, *labels)
+        estimate = estimate_frame(self.estimator, inputs, params)
+        header = color.header
+        self.detections_pub.publish(detection_array(ros_types, header, estimate))
+        if params.publish_tf and estimate.objects:
+            tf = transform_message(ros_types, header, estimate, params.frame_prefix)
+            if self._tf_broadcaster is not None:
+                self._tf_broadcaster.sendTransform(list(tf.transforms))
+            elif self._tf_pub is not None:
+                self._tf_pub.publish(tf)
+        if params.publish_markers and self.markers_pub.get_subscription_count() > 0:
+            self.markers_pub.publish(marker_array(ros_types, header, estimate))
+        if params.publish_debug_image and self.debug_pub.get_subscription_count() > 0:
+            fields = image_fields(debug_image(inputs, estimate))
+            fields["data"] = array.array("B", fields["data"].tobytes())
+            self.debug_pub.publish(Image(header=header, **fields))
+        self.counts["posed"] += 1
+        self.counts["objects"] += len(estimate.objects)
+        self.get_logger().debug(f"{len(estimate.objects)} objects in {time.perf_counter() - start:.3f} s")
+
+    def _skip(self, reason: str, message: str) -> None:
+        self.counts[f"skipped_{reason}"] += 1
+        self.get_logger().warning(message, throttle_duration_sec=5.0)
+
+    def _publish_status(self) -> None:
+        status = dict(self.counts)
+        status["dropped_stale"] = self._slot.dropped
+        self.status_pub.publish(String(data=json.dumps(status, sort_keys=True)))
+
+    # -- parameters -------------------------------------------------------------------------------------------
+    def _on_set_parameters(self, changes: list[Any]) -> SetParametersResult:
+        fixed = [p.name for p in changes if p.name not in RUNTIME]
+        if fixed:
+            return SetParametersResult(successful=False, reason=f"{fixed} can only be set at start")
+        try:
+            self.params = NodeParameters.from_mapping({p.name: p.value for p in changes}, base=self.params)
+        except ParameterError as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        return SetParametersResult(successful=True)
+
+    def destroy_node(self) -> None:
+        self._running = False
+        self._slot.close()
+        if self._worker.is_alive():
+            self._worker.join(timeout=5.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """``ros2 run acr_pose_ros pose_node [--ros-args ...]``: run the node until shut down."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = PoseNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ParameterError as error:
+        print(f"acr_pose: {error}", flush=True)
+        return 2
+    finally:
+        if node is not None:
+            node.get_logger().info(f"stopping: {json.dumps(dict(node.counts), sort_keys=True)}")
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

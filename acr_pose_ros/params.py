@@ -1,0 +1,158 @@
+"""The node's parameters: names, defaults, rules (``config/pose.yaml`` holds the same names and defaults).
+
+:class:`NodeParameters` is plain Python so that the rules are tested without ROS; the node declares one ROS
+parameter per field, reads them back into :meth:`NodeParameters.from_mapping` at start (a bad value stops the node
+with a message naming the parameter) and again in its parameter callback for the ones in :data:`RUNTIME`
+(changeable while it runs; the others need a restart).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from acr_pose_core.categories import CATEGORIES
+
+__all__ = ["NODE_NAME", "RUNTIME", "NodeParameters", "ParameterError", "load_parameter_file"]
+
+NODE_NAME = "acr_pose"
+"""The node's default name: the key of its section in ``config/pose.yaml``."""
+
+RUNTIME = frozenset({"score_threshold", "categories", "max_objects", "min_depth", "max_depth"})
+"""Parameters that take effect on the next frame when set while the node runs."""
+
+
+class ParameterError(ValueError):
+    """A parameter value outside its rules (the message names the parameter)."""
+
+
+@dataclass(frozen=True)
+class NodeParameters:
+    """Everything the node can be told (see ``config/pose.yaml`` for the same with comments).
+
+    Attributes:
+        model: a model folder (``acr-pose export``); empty: the shipped default.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``, ...
+        mask_source: ``segmenter`` (the model folder's Mask R-CNN) or ``labels`` (an external segmenter's
+            instance-label image plus a Detection2DArray naming the labels, see :mod:`acr_pose_ros.conversions`).
+        score_threshold: objects whose mask score is below are not posed, in [0, 1].
+        categories: the categories to pose (a subset of the six).
+        max_objects: at most this many objects a frame, the highest scores first.
+        sync_queue_size, sync_slop: the approximate-time synchroniser's queue per input and the largest stamp
+            difference (seconds) within one synchronised set.
+        input_reliability: QoS reliability of the image and camera-info subscriptions, ``best_effort`` (the
+            sensor-data profile; also receives reliable publishers) or ``reliable``.
+        frame_prefix: TF child frames are ``<frame_prefix><category>_<i>``.
+        publish_tf: one TF frame per object on ``/tf``.
+        publish_markers, publish_debug_image: RViz markers and an annotated image, built only while subscribed.
+        depth_scale: metres per unit of 16-bit depth images; 0: millimetres (REP 118). 32FC1 depth is metres.
+        min_depth, max_depth: depth outside [min, max] metres counts as missing (``max_depth`` 0: no upper bound).
+    """
+
+    model: str = ""
+    device: str = "auto"
+    mask_source: str = "segmenter"
+    score_threshold: float = 0.3
+    categories: tuple[str, ...] = CATEGORIES
+    max_objects: int = 10
+    sync_queue_size: int = 10
+    sync_slop: float = 0.05
+    input_reliability: str = "best_effort"
+    frame_prefix: str = "acr_pose/"
+    publish_tf: bool = True
+    publish_markers: bool = True
+    publish_debug_image: bool = True
+    depth_scale: float = 0.0
+    min_depth: float = 0.1
+    max_depth: float = 5.0
+
+    def __post_init__(self) -> None:
+        def bad(name: str, rule: str) -> ParameterError:
+            return ParameterError(f"parameter '{name}' = {getattr(self, name)!r}: {rule}")
+
+        if self.mask_source not in ("segmenter", "labels"):
+            raise bad("mask_source", "must be 'segmenter' or 'labels'")
+        if not self.device or not (self.device in ("auto", "cpu") or self.device.startswith(("cuda", "mps"))):
+            raise bad("device", "must be 'auto', 'cpu', 'cuda' or 'cuda:<index>'")
+        if not (isinstance(self.score_threshold, float) and 0.0 <= self.score_threshold <= 1.0):
+            raise bad("score_threshold", "must be a number in [0, 1]")
+        unknown = [c for c in self.categories if c not in CATEGORIES]
+        if unknown or not self.categories:
+            raise bad("categories", f"must be a non-empty list of {', '.join(CATEGORIES)}")
+        if self.max_objects < 1:
+            raise bad("max_objects", "must be at least 1")
+        if self.sync_queue_size < 1:
+            raise bad("sync_queue_size", "must be at least 1")
+        if not (math.isfinite(self.sync_slop) and self.sync_slop > 0):
+            raise bad("sync_slop", "must be a positive number of seconds")
+        if self.input_reliability not in ("best_effort", "reliable"):
+            raise bad("input_reliability", "must be 'best_effort' or 'reliable'")
+        if "//" in self.frame_prefix or self.frame_prefix.startswith("/") or " " in self.frame_prefix:
+            raise bad("frame_prefix", "must be a valid TF frame prefix (no leading '/', no '//', no spaces)")
+        if not (math.isfinite(self.depth_scale) and self.depth_scale >= 0):
+            raise bad("depth_scale", "must be 0 (millimetres) or a positive number of metres per unit")
+        if not (math.isfinite(self.min_depth) and self.min_depth >= 0):
+            raise bad("min_depth", "must be a non-negative number of metres")
+        if not (math.isfinite(self.max_depth) and (self.max_depth == 0 or self.max_depth > self.min_depth)):
+            raise bad("max_depth", f"must be 0 (no bound) or more than min_depth = {self.min_depth}")
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The parameter names, in declaration order."""
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], base: NodeParameters | None = None) -> NodeParameters:
+        """Parameters from ``values`` (names as in :meth:`names`), the rest from ``base`` (default: defaults).
+
+        Integers are accepted for float parameters, lists for ``categories``. Raises :class:`ParameterError` for
+        unknown names, values of the wrong type and values outside the rules.
+        """
+        base = base or cls()
+        unknown = sorted(set(values) - set(cls.names()))
+        if unknown:
+            raise ParameterError(f"unknown parameters {unknown}; known: {', '.join(cls.names())}")
+        changes: dict[str, Any] = {}
+        for name, value in values.items():
+            default = getattr(cls(), name)
+            if isinstance(default, bool):
+                ok = isinstance(value, bool)
+            elif isinstance(default, int):
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif isinstance(default, float):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+                value = float(value) if ok else value
+            elif isinstance(default, tuple):
+                ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+                value = tuple(value) if ok else value
+            else:
+                ok = isinstance(value, str)
+            if not ok:
+                raise ParameterError(
+                    f"parameter '{name}' = {value!r}: must be {type(default).__name__.replace('tuple', 'list of str')}"
+                )
+            changes[name] = value
+        return replace(base, **changes)
+
+    def to_mapping(self) -> dict[str, Any]:
+        """``{name: value}`` with ROS parameter types (lists for ``categories``)."""
+        values = asdict(self)
+        values["categories"] = list(self.categories)
+        return values
+
+
+def load_parameter_file(path: str | Path, node_name: str = NODE_NAME) -> NodeParameters:
+    """The parameters of ``node_name`` in a ROS 2 parameter file (``<node>: ros__parameters: {...}``), checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(f"no parameter file {path}")
+    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    section = document.get(node_name, document.get("/**", {}))
+    if not isinstance(section, dict) or "ros__parameters" not in section:
+        raise ParameterError(f"{path} has no '{node_name}: ros__parameters:' section")
+    return NodeParameters.from_mapping(section["ros__parameters"] or {})
