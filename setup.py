@@ -46,7 +46,8 @@ INSTALL_REQUIRES = [
 EXTRAS_REQUIRE = {
     "render": ["embreex"],
     "train": ["tensorboard"],
-    "test": ["pytest", "ruff", "embreex", "tensorboard"],
+    "bag": ["rosbags>=0.10"],  # acr-pose bag: read and write rosbag2 without a ROS install
+    "test": ["pytest", "ruff", "embreex", "tensorboard", "rosbags>=0.10"],
 }
 
 

@@ -17,6 +17,7 @@ cv_bridge is not used: it has no ROS 2 wheel, and PyPI's ``cv-bridge`` (a ROS 1 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -215,15 +216,27 @@ def detections_from_labels(labels: np.ndarray, detections: Any) -> Detections:
     return Detections.from_masks(np.stack(masks), class_ids, scores)
 
 
-def image_fields(rgb: np.ndarray) -> dict[str, Any]:
-    """The fields of an ``rgb8`` sensor_msgs/Image holding (H, W, 3) uint8 ``rgb`` (header not included)."""
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    height, width = rgb.shape[:2]
+def image_fields(pixels: np.ndarray, encoding: str = "rgb8") -> dict[str, Any]:
+    """The fields of a sensor_msgs/Image holding ``pixels`` (header not included): the inverse of
+    :func:`image_array`. ``pixels`` must already have the encoding's dtype and channels, e.g. (H, W, 3) uint8 for
+    ``rgb8``, (H, W) uint16 for ``16UC1``; ``data`` is a flat uint8 array, rows unpadded, native byte order."""
+    if encoding not in _ENCODINGS:
+        raise MessageError(f"unsupported image encoding {encoding!r} (supported here: {', '.join(_ENCODINGS)})")
+    spec = _ENCODINGS[encoding]
+    pixels = np.asarray(pixels)
+    shape_ok = pixels.ndim == 2 if spec.channels == 1 else pixels.ndim == 3 and pixels.shape[2] == spec.channels
+    if not shape_ok or pixels.dtype.str[1:] != spec.dtype:
+        raise MessageError(
+            f"{encoding} needs {spec.channels}-channel {np.dtype(spec.dtype)} pixels, got "
+            f"{pixels.dtype} of shape {pixels.shape}"
+        )
+    pixels = np.ascontiguousarray(pixels, dtype=pixels.dtype.newbyteorder("="))  # native order
+    height, width = pixels.shape[:2]
     return {
         "height": height,
         "width": width,
-        "encoding": "rgb8",
-        "is_bigendian": 0,
-        "step": width * 3,
-        "data": rgb.reshape(-1),
+        "encoding": encoding,
+        "is_bigendian": int(sys.byteorder == "big"),
+        "step": width * spec.channels * pixels.dtype.itemsize,
+        "data": pixels.view(np.uint8).reshape(-1),
     }
