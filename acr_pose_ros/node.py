@@ -41,7 +41,7 @@ from acr_pose_core.pipeline import PoseEstimator
 from acr_pose_ros.conversions import MessageError, image_fields
 from acr_pose_ros.frame import debug_image, estimate_frame, frame_inputs
 from acr_pose_ros.messages import detection_array, marker_array, ros_types, transform_message
-from acr_pose_ros.params import NODE_NAME, RUNTIME, NodeParameters, ParameterError
+from acr_pose_ros.params import INPUT_TOPICS, LABEL_TOPICS, NODE_NAME, RUNTIME, NodeParameters, ParameterError
 from acr_pose_ros.sync import ApproximateSync, LatestSlot, stamp_ns
 
 __all__ = ["PoseNode", "main"]
@@ -116,13 +116,9 @@ class PoseNode(Node):
                 tf_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
                 self._tf_pub = self.create_publisher(TFMessage, "/tf", tf_qos)
 
-        inputs = [
-            (Image, "color/image_raw"),
-            (Image, "aligned_depth_to_color/image_raw"),
-            (CameraInfo, "color/camera_info"),
-        ]
+        inputs = list(zip((Image, Image, CameraInfo), INPUT_TOPICS, strict=True))
         if params.mask_source == "labels":
-            inputs += [(Image, "labels/image"), (Detection2DArray, "labels/detections")]
+            inputs += list(zip((Image, Detection2DArray), LABEL_TOPICS, strict=True))
         self.counts: Counter[str] = Counter()
         self._last_stamp: int | None = None
         self._slot: LatestSlot[tuple[Any, ...]] = LatestSlot()

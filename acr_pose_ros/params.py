@@ -18,10 +18,24 @@ import yaml
 
 from acr_pose_core.categories import CATEGORIES
 
-__all__ = ["NODE_NAME", "RUNTIME", "NodeParameters", "ParameterError", "load_parameter_file"]
+__all__ = [
+    "INPUT_TOPICS",
+    "LABEL_TOPICS",
+    "NODE_NAME",
+    "RUNTIME",
+    "NodeParameters",
+    "ParameterError",
+    "load_parameter_file",
+]
 
 NODE_NAME = "acr_pose"
 """The node's default name: the key of its section in ``config/pose.yaml``."""
+
+INPUT_TOPICS = ("color/image_raw", "aligned_depth_to_color/image_raw", "color/camera_info")
+"""The node's synchronised inputs (relative names, remapped by the launch file): colour, aligned depth, camera info."""
+
+LABEL_TOPICS = ("labels/image", "labels/detections")
+"""The extra inputs of ``mask_source: labels``: instance-label image and the Detection2DArray naming its labels."""
 
 RUNTIME = frozenset({"score_threshold", "categories", "max_objects", "min_depth", "max_depth"})
 """Parameters that take effect on the next frame when set while the node runs."""
