@@ -92,16 +92,16 @@ def rosbags_types(store: Any) -> Callable[[str], Callable[..., Any]]:
     return construct
 
 
-def _pick(topics: dict[str, str], kind: str, want: str, given: str | None, hint: Sequence[str]) -> str:
+def _pick(topics: dict[str, str], kind: str, want: str, given: str | None, hint: Sequence[str], avoid: str = "") -> str:
     """The topic of type ``kind`` for ``want``: ``given`` if set, else the only candidate whose name mentions one
-    of ``hint``, else the only one of that type."""
+    of ``hint`` (and not ``avoid``), else the only one of that type."""
     listing = "\n  ".join(f"{t} [{m}]" for t, m in sorted(topics.items())) or "(none)"
     if given:
         if topics.get(given) != kind:
             raise SystemExit(f"acr-pose bag: no {kind} topic {given!r}; the bag has:\n  {listing}")
         return given
     candidates = [t for t, m in topics.items() if m == kind]
-    named = [t for t in candidates if any(h in t for h in hint)]
+    named = [t for t in candidates if any(h in t for h in hint) and not (avoid and avoid in t)]
     if len(named) == 1:
         return named[0]
     if len(candidates) == 1:
@@ -156,9 +156,9 @@ def run(args: argparse.Namespace) -> int:
     with Reader(args.input) as reader:
         topics = {c.topic: c.msgtype for c in reader.connections}
         image, info = "sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo"
-        color = _pick(topics, image, "color", args.color_topic, ("color", "rgb"))
+        color = _pick(topics, image, "color", args.color_topic, ("color", "rgb"), avoid="depth")
         depth = _pick(topics, image, "depth", args.depth_topic, ("depth",))
-        camera = _pick(topics, info, "info", args.info_topic, ("color", "rgb"))
+        camera = _pick(topics, info, "info", args.info_topic, ("color", "rgb"), avoid="depth")
         if color == depth:
             raise SystemExit(
                 f"acr-pose bag: colour and depth are both {color}; name them with --color-topic/--depth-topic"

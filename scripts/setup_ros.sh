@@ -6,8 +6,9 @@
 # 1. pip installs the Jazzy wheels of rclpy (Fast DDS), the message packages the node uses, rosbags, and the
 #    rosidl/ament build tools (about 300 MB).
 # 2. Builds the two interface packages that have no wheel, vision_msgs and tf2_msgs, from the definitions in
-#    acr_pose_ros/interfaces/ with cmake into the venv (a few minutes the first time; skipped while the definitions
-#    and the wheels are unchanged, see the stamps in .venv/).
+#    acr_pose_ros/interfaces/ with cmake into the venv (about 30 s; skipped while the definitions and the wheels are
+#    unchanged, see the stamps in .venv/).
+# 3. Installs Debian's colcon where it can (root with apt-get), for the colcon build test.
 #
 # On a ROS machine none of this is needed: source /opt/ros/<distro>/setup.bash and build with colcon (README).
 # Idempotent; VENV=/path/to/venv overrides the environment. Never installs PyPI's `launch` (an unrelated project).
@@ -63,7 +64,8 @@ if [[ "$(cat "$wheel_stamp" 2>/dev/null || true)" == "$wanted" ]]; then
     say "ROS wheels installed and unchanged: skipping pip (delete $wheel_stamp to force it)"
 else
     say "installing the ROS 2 Jazzy wheels, rosbags and the interface build tools"
-    "$python" -m pip install -q "${runtime[@]}" "${build_tools[@]}"
+    "$python" -m pip install -q "${runtime[@]}" "${build_tools[@]}" 2>&1 | grep -v "is ignored: it is neither" || true
+    "$python" -c "import rclpy, rosbags" || die "the ROS wheels did not install (see pip's messages above)"
     echo "$wanted" >"$wheel_stamp"
 fi
 
@@ -96,7 +98,7 @@ for pkg in tf2_msgs vision_msgs; do
         say "$pkg built and unchanged: skipping"
         continue
     fi
-    say "building $pkg from acr_pose_ros/interfaces/$pkg (the first build takes minutes)"
+    say "building $pkg from acr_pose_ros/interfaces/$pkg (about 15 s on 2 cores)"
     src="$build_root/$pkg/src"
     rm -rf "$build_root/$pkg"
     mkdir -p "$src/msg"
@@ -152,4 +154,16 @@ EOF
     "$python" -c "import $pkg.msg" || die "$pkg was built but does not import"
     echo "$wanted" >"$stamp"
 done
+
+# 3. Debian's colcon, for the test that builds the package as a ROS workspace does (skipped there without it).
+if ! command -v colcon >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        say "installing colcon (apt-get install colcon python3-colcon-ros)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q colcon python3-colcon-ros >/dev/null ||
+            { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q colcon python3-colcon-ros >/dev/null; } ||
+            say "could not install colcon: the colcon build test will be skipped"
+    else
+        say "colcon not found (sudo apt-get install colcon python3-colcon-ros): the colcon build test will be skipped"
+    fi
+fi
 say "ready: rclpy, vision_msgs and tf2_msgs import in $venv"

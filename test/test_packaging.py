@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -318,3 +319,24 @@ def test_strip_ros_args() -> None:
     argv = ["--config", "a", "--ros-args", "-r", "__node:=x", "-p", "p:=1", "--", "--out", "b", "--ros-args", "-r"]
     assert cli_train.strip_ros_args(argv) == ["--config", "a", "--out", "b"]
     assert cli_train.strip_ros_args(["--out", "b"]) == ["--out", "b"]
+
+
+def test_real_colcon_build_installs_the_ros_layout(tmp_path: Path) -> None:
+    """Debian's colcon (scripts/setup_ros.sh installs it where it can) builds the package as a ROS workspace
+    would; the node, the train entry, the launch file and the node's parameters land where ros2 run/launch look."""
+    colcon = shutil.which("colcon")
+    if colcon is None:
+        pytest.skip("colcon is not installed (Debian/Ubuntu: apt-get install colcon python3-colcon-ros)")
+    command = [
+        colcon, "--log-base", str(tmp_path / "log"), "build", "--base-paths", str(REPO), "--packages-select",
+        "acr_pose_ros", "--build-base", str(tmp_path / "build"), "--install-base", str(tmp_path / "install"),
+    ]  # fmt: skip
+    before = set(os.listdir(REPO))
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert set(os.listdir(REPO)) - before == set(), "colcon left files in the source tree"
+    prefix = tmp_path / "install/acr_pose_ros"
+    for path in ("share/acr_pose_ros/launch/pose.launch.py", "share/acr_pose_ros/config/pose.yaml"):
+        assert (prefix / path).is_file(), path
+    for path in ("lib/acr_pose_ros/pose_node", "lib/acr_pose_core/train"):
+        assert is_executable(prefix / path), path

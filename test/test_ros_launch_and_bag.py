@@ -1,0 +1,162 @@
+"""The launch file, checked statically (no ``launch`` library here: it is imported with stand-ins), and the offline
+bag tool end to end: a rosbag2 of generated RGB-D frames in, a bag of detections, /tf and markers out."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from acr_pose_ros.params import INPUT_TOPICS, LABEL_TOPICS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class _Recorder:
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+def load_launch_file(monkeypatch, share: Path):
+    """Import launch/pose.launch.py with stand-in launch, launch_ros and ament_index_python modules."""
+    configurations: dict[str, str] = {}
+
+    class LaunchConfiguration:
+        def __init__(self, name):
+            self.name = name
+
+        def perform(self, context):
+            return context[self.name]
+
+    stand_ins = {
+        "launch": {"LaunchDescription": _Recorder},
+        "launch.actions": {"DeclareLaunchArgument": _Recorder, "OpaqueFunction": _Recorder},
+        "launch.substitutions": {"LaunchConfiguration": LaunchConfiguration},
+        "launch_ros": {},
+        "launch_ros.actions": {"Node": _Recorder},
+        "ament_index_python": {},
+        "ament_index_python.packages": {"get_package_share_directory": lambda package: str(share / package)},
+    }
+    for name, attributes in stand_ins.items():
+        monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(**attributes))
+    spec = importlib.util.spec_from_file_location("pose_launch", REPO / "launch/pose.launch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, configurations
+
+
+def console_scripts() -> dict[str, str]:
+    """``name -> target`` of setup.py's console_scripts, read with ast."""
+    tree = ast.parse((REPO / "setup.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict) and any(getattr(k, "value", None) == "console_scripts" for k in node.keys):
+            entries = ast.literal_eval(node.values[0])
+            return dict(e.replace(" ", "").split("=", 1) for e in entries)
+    raise AssertionError("no console_scripts in setup.py")
+
+
+def test_launch_file_starts_the_installed_node_with_its_parameter_file(monkeypatch, tmp_path):
+    module, _ = load_launch_file(monkeypatch, tmp_path)
+    description = module.generate_launch_description()
+    [actions] = description.args
+    declared = {a.args[0]: a.kwargs["default_value"] for a in actions if a.args}
+    opaque = [a for a in actions if "function" in a.kwargs]
+    assert len(opaque) == 1 and declared["params_file"] == str(tmp_path / "acr_pose_ros/config/pose.yaml")
+    [node] = opaque[0].kwargs["function"](dict(declared, device="cuda", use_sim_time="true"))
+    kwargs = node.kwargs
+    assert kwargs["package"] == "acr_pose_ros" and kwargs["name"] == "acr_pose"
+    assert console_scripts()[kwargs["executable"]] == "acr_pose_ros.node:main"
+    params_file, overrides = kwargs["parameters"]
+    assert params_file == declared["params_file"] and overrides == {"use_sim_time": True, "device": "cuda"}
+    remaps = dict(kwargs["remappings"])
+    assert set(remaps) == set(INPUT_TOPICS + LABEL_TOPICS)  # every input of the node, and nothing else
+    assert remaps["color/image_raw"] == "/camera/camera/color/image_raw"
+    assert remaps["aligned_depth_to_color/image_raw"] == "/camera/camera/aligned_depth_to_color/image_raw"
+    [node] = opaque[0].kwargs["function"](dict(declared, camera="/cam/", depth_topic="/d"))
+    remaps = dict(node.kwargs["remappings"])
+    assert (
+        remaps["color/camera_info"] == "/cam/color/camera_info" and remaps["aligned_depth_to_color/image_raw"] == "/d"
+    )
+
+
+@pytest.fixture(scope="module")
+def rgbd_bag(tmp_path_factory):
+    """A rosbag2 (mcap, Jazzy definitions) of 3 generated 640×480 frames, their depth and camera info."""
+    pytest.importorskip("rosbags")
+    pytest.importorskip("embreex")
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from acr_pose_core.data.generate import GenerateConfig, scene_frame
+    from acr_pose_ros.bag import rosbags_types, typestore
+    from acr_pose_ros.conversions import image_fields
+
+    store = typestore("jazzy")
+    make = rosbags_types(store)
+    frame = scene_frame(GenerateConfig(out=Path("."), split="test", seed=5))
+    path = tmp_path_factory.mktemp("bag") / "rgbd"
+    with Writer(path, version=8, storage_plugin=StoragePlugin.MCAP) as writer:
+        topics = {
+            "/camera/color/image_raw": "sensor_msgs/msg/Image",
+            "/camera/aligned_depth_to_color/image_raw": "sensor_msgs/msg/Image",
+            "/camera/color/camera_info": "sensor_msgs/msg/CameraInfo",
+        }
+        connections = {t: writer.add_connection(t, m, typestore=store) for t, m in topics.items()}
+        for i in range(3):
+            stamp = make("builtin_interfaces/msg/Time")(sec=50 + i, nanosec=1000 * i)
+            header = make("std_msgs/msg/Header")(stamp=stamp, frame_id="camera_color_optical_frame")
+            msgs = {
+                "/camera/color/image_raw": make("sensor_msgs/msg/Image")(
+                    header=header, **image_fields(frame.color[..., ::-1], "bgr8")
+                ),
+                "/camera/aligned_depth_to_color/image_raw": make("sensor_msgs/msg/Image")(
+                    header=header, **image_fields(frame.depth, "16UC1")
+                ),
+                "/camera/color/camera_info": make("sensor_msgs/msg/CameraInfo")(
+                    header=header, height=480, width=640, k=np.asarray(frame.label.intrinsics, np.float64).reshape(-1)
+                ),
+            }
+            for offset, (topic, msg) in enumerate(msgs.items()):
+                when = (50 + i) * 10**9 + offset * 1000
+                writer.write(connections[topic], when, store.serialize_cdr(msg, topics[topic]))
+    return path, frame
+
+
+def test_bag_tool_writes_detections_tf_and_markers(rgbd_bag, tmp_path, capsys):
+    from rosbags.rosbag2 import Reader
+
+    from acr_pose_core.cli.main import main
+    from acr_pose_ros.bag import typestore
+
+    path, frame = rgbd_bag
+    out = tmp_path / "out"
+    assert main(["bag", str(path), str(out), "--device", "cpu", "--distro", "jazzy"]) == 0
+    assert "3 frames posed" in capsys.readouterr().out
+    store = typestore("jazzy")
+    with Reader(out) as reader:
+        topics = {c.topic: c.msgtype for c in reader.connections}
+        assert topics == {
+            "/acr_pose/detections": "vision_msgs/msg/Detection3DArray",
+            "/tf": "tf2_msgs/msg/TFMessage",
+            "/acr_pose/markers": "visualization_msgs/msg/MarkerArray",
+        }
+        decoded = [(c.topic, t, store.deserialize_cdr(raw, c.msgtype)) for c, t, raw in reader.messages()]
+    arrays = [(t, m) for topic, t, m in decoded if topic == "/acr_pose/detections"]
+    assert [m.header.stamp.sec for _, m in arrays] == [50, 51, 52]
+    assert [t for t, _ in arrays] == [50 * 10**9, 51 * 10**9, 52 * 10**9]  # written at the colour's log time
+    assert all(m.header.frame_id == "camera_color_optical_frame" for _, m in arrays)
+    # The shipped segmenter runs here (a weak CPU-trained one, MODEL_CARD.md): it must find some of the 6 objects.
+    assert max(len(m.detections) for _, m in arrays) >= 1
+
+
+def test_bag_tool_lists_the_topics_it_has_when_one_is_missing(rgbd_bag, tmp_path):
+    from acr_pose_ros.bag import main
+
+    path, _ = rgbd_bag
+    with pytest.raises(SystemExit, match=r"no sensor_msgs/msg/Image topic '/nope'.*\n  /camera/aligned_depth"):
+        main([str(path), str(tmp_path / "o"), "--color-topic", "/nope"])
+    assert not (tmp_path / "o").exists()
