@@ -7,7 +7,8 @@ Topics (relative names: remap them, or set the namespace, as ``launch/pose.launc
   (mono8/16UC1 instance labels) and ``labels/detections`` (vision_msgs/Detection2DArray naming the labels);
 - out: ``~/detections`` (``/acr_pose/detections``; reliable), ``/tf`` (one frame per object), ``~/markers``
   (visualization_msgs/MarkerArray) and ``~/debug_image`` (sensor_msgs/Image) built only while subscribed, and
-  ``~/status`` (std_msgs/String, JSON counters of frames received, posed, skipped and dropped).
+  ``~/status`` (std_msgs/String, after each handled set: JSON counters of sets received, posed, skipped and dropped,
+  and ``last_stamp_ns``, the stamp of the set just handled).
 
 Threads: the executor only receives and synchronises; a worker thread runs the estimator on the newest
 synchronised set (:class:`~acr_pose_ros.sync.LatestSlot`), so a slow model drops stale frames instead of queueing
@@ -183,7 +184,7 @@ class PoseNode(Node):
             except Exception:  # a bug must not kill the node: log it whole, count it, go on
                 self.counts["errors"] += 1
                 self.get_logger().error(f"frame failed:\n{traceback.format_exc()}", throttle_duration_sec=5.0)
-            self._publish_status()
+            self._publish_status(stamp_ns(msgs[0]))
 
     def _process(self, msgs: tuple[Any, ...]) -> None:
         params = self.params  # one consistent set for the whole frame, even if changed meanwhile
@@ -213,9 +214,10 @@ class PoseNode(Node):
         self.counts[f"skipped_{reason}"] += 1
         self.get_logger().warning(message, throttle_duration_sec=5.0)
 
-    def _publish_status(self) -> None:
+    def _publish_status(self, stamp: int) -> None:
         status = dict(self.counts)
         status["dropped_stale"] = self._slot.dropped
+        status["last_stamp_ns"] = stamp  # the set just handled (posed or skipped)
         self.status_pub.publish(String(data=json.dumps(status, sort_keys=True)))
 
     # -- parameters -------------------------------------------------------------------------------------------
