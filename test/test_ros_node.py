@@ -166,11 +166,9 @@ def graph(tmp_path_factory):
     # Wait for the node to subscribe (it loads the model first), then for the first answer.
     assert g.spin_until(lambda: tester.count_subscribers("/acrtest/dets") > 0, 90), log.read_text()[-3000:]
     yield g
-    node.terminate()
-    try:
-        node.wait(15)
-    except subprocess.TimeoutExpired:
+    if node.poll() is None:
         node.kill()
+        node.wait(15)
     executor.shutdown()
     tester.destroy_node()
     rclpy.shutdown(context=context)
@@ -288,6 +286,13 @@ def test_parameters_change_at_run_time_within_their_rules(graph):
         "mug"
     ] * graph.scene.class_ids.count(6)
     set_parameters(Parameter("categories", value=["bottle", "bowl", "camera", "can", "laptop", "mug"]))
+
+
+def test_the_node_stops_cleanly_on_sigterm(graph):
+    """docker stop, systemd and launch's escalation send SIGTERM: the node must end, with status 0, promptly."""
+    graph.node.terminate()
+    assert graph.node.wait(15) == 0
+    assert "stopping:" in graph.log.read_text()
 
 
 def test_a_bad_parameter_stops_the_node_naming_it():
