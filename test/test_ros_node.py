@@ -234,6 +234,12 @@ def test_bad_frames_are_skipped_and_the_node_lives_on(graph):
         skipped.append(graph.status().get("skipped_bad_input", 0))
     assert np.diff(skipped).tolist() == [1, 1, 1, 1], skipped  # the control was posed, each bad set skipped
     sec += 1
+    graph.publish(150)  # older than the sets before it: skipped, counted; the node goes on from the next one
+    sec = 210
+    graph.publish(sec)
+    assert graph.spin_until(lambda: graph.status().get("last_stamp_ns") == sec * 10**9, 20)
+    assert graph.status().get("skipped_out_of_order", 0) == 1
+    sec += 1
     status = graph.status()
     assert status.get("errors", 0) == 0, graph.log.read_text()[-3000:]
     count = len(graph.received["detections"])
@@ -286,6 +292,27 @@ def test_parameters_change_at_run_time_within_their_rules(graph):
         "mug"
     ] * graph.scene.class_ids.count(6)
     set_parameters(Parameter("categories", value=["bottle", "bowl", "camera", "can", "laptop", "mug"]))
+
+
+def test_markers_and_debug_image_for_subscribers(graph):
+    from sensor_msgs.msg import Image
+    from visualization_msgs.msg import MarkerArray
+
+    got = {"markers": [], "image": []}
+    graph.tester.create_subscription(MarkerArray, f"{NODE}/markers", got["markers"].append, 10)
+    graph.tester.create_subscription(Image, f"{NODE}/debug_image", got["image"].append, 10)
+    assert graph.spin_until(lambda: graph.tester.count_publishers(f"{NODE}/debug_image") > 0, 10)
+    graph.spin_until(lambda: False, 1.0)  # let the node see the new subscribers
+    sec = 500
+    graph.publish(sec)
+    done = lambda: any(m.header.stamp.sec == sec for m in got["image"]) and got["markers"]  # noqa: E731
+    assert graph.spin_until(done, 20), graph.log.read_text()[-3000:]
+    image = next(m for m in got["image"] if m.header.stamp.sec == sec)
+    assert (image.height, image.width, image.encoding, image.header.frame_id) == (240, 320, "rgb8", FRAME_ID)
+    pixels = np.frombuffer(bytes(image.data), np.uint8).reshape(240, 320, 3)
+    assert (pixels != graph.scene.color).any(axis=2).sum() > 500  # boxes were drawn
+    markers = got["markers"][-1].markers
+    assert markers[0].action == 3 and len(markers) == 1 + 2 * len(graph.scene.class_ids)
 
 
 def test_the_node_stops_cleanly_on_sigterm(graph):
