@@ -121,41 +121,26 @@ def marker_array(types: MessageTypes, header: Any, estimate: FrameEstimate, name
         position=Point(x=0.0, y=0.0, z=0.0),
         orientation=types("geometry_msgs/msg/Quaternion")(x=0.0, y=0.0, z=0.0, w=1.0),
     )
+    Vector3 = types("geometry_msgs/msg/Vector3")
+
+    def added(marker_id: int, kind: int, pose: Any, scale: tuple[float, float, float], **fields: Any) -> Any:
+        x, y, z = scale
+        return Marker(header=header, ns=namespace, id=marker_id, type=kind, action=0, pose=pose,
+                      scale=Vector3(x=x, y=y, z=z), **fields)  # fmt: skip
+
     markers = [Marker(header=header, ns=namespace, id=0, action=3, pose=identity)]  # 3 = DELETEALL
     for k, (obj, name) in enumerate(zip(estimate.objects, object_names(estimate.objects), strict=True)):
         r, g, b = (c / 255.0 for c in CATEGORY_COLOURS.get(obj.category, (255, 255, 255)))
         colour = types("std_msgs/msg/ColorRGBA")(r=float(r), g=float(g), b=float(b), a=1.0)
         corners = np.asarray(obj.corners, dtype=np.float64)  # (8, 3) camera frame, metres
         points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for e in BOX_EDGES for p in corners[list(e)]]
-        markers.append(
-            Marker(
-                header=header,
-                ns=namespace,
-                id=2 * k + 1,
-                type=5,  # LINE_LIST
-                action=0,
-                pose=identity,
-                scale=types("geometry_msgs/msg/Vector3")(x=0.005, y=0.0, z=0.0),  # line width, metres
-                color=colour,
-                points=points,
-            )
-        )
+        # 5 = LINE_LIST, scale.x the line width in metres
+        markers.append(added(2 * k + 1, 5, identity, (0.005, 0.0, 0.0), color=colour, points=points))
         top = corners[np.argmin(corners[:, 1])]  # the corner highest in the image (optical y points down)
         label_pose = types("geometry_msgs/msg/Pose")(
             position=Point(x=float(top[0]), y=float(top[1]) - 0.02, z=float(top[2])),
             orientation=types("geometry_msgs/msg/Quaternion")(x=0.0, y=0.0, z=0.0, w=1.0),
         )
-        markers.append(
-            Marker(
-                header=header,
-                ns=namespace,
-                id=2 * k + 2,
-                type=9,  # TEXT_VIEW_FACING
-                action=0,
-                pose=label_pose,
-                scale=types("geometry_msgs/msg/Vector3")(x=0.0, y=0.0, z=0.03),  # text height, metres
-                color=colour,
-                text=f"{name} {obj.score:.2f}",
-            )
-        )
+        # 9 = TEXT_VIEW_FACING, scale.z the text height in metres
+        markers.append(added(2 * k + 2, 9, label_pose, (0.0, 0.0, 0.03), color=colour, text=f"{name} {obj.score:.2f}"))
     return types("visualization_msgs/msg/MarkerArray")(markers=markers)
