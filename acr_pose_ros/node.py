@@ -75,10 +75,12 @@ class PoseNode(Node):
         super().__init__(NODE_NAME, **kwargs)
         defaults = NodeParameters().to_mapping()
         for name in NodeParameters.names():
-            read_only = name not in RUNTIME
-            self.declare_parameter(
-                name, defaults[name], ParameterDescriptor(description=_DESCRIPTIONS[name], read_only=read_only)
+            # dynamic typing: rclpy accepts any type and NodeParameters applies the rules (so `score_threshold:=1`
+            # is 1.0, and a wrong type is refused with our message naming the parameter, not an rclpy traceback).
+            descriptor = ParameterDescriptor(
+                description=_DESCRIPTIONS[name], read_only=name not in RUNTIME, dynamic_typing=True
             )
+            self.declare_parameter(name, defaults[name], descriptor)
         try:
             self.params = NodeParameters.from_mapping(
                 {name: self.get_parameter(name).value for name in NodeParameters.names()}
