@@ -225,9 +225,7 @@ class PoseNode(Node):
 
     # -- parameters -------------------------------------------------------------------------------------------
     def _on_set_parameters(self, changes: list[Any]) -> SetParametersResult:
-        fixed = [p.name for p in changes if p.name not in RUNTIME]
-        if fixed:
-            return SetParametersResult(successful=False, reason=f"{fixed} can only be set at start")
+        """Runtime changes (rclpy already refuses the read-only ones, i.e. those outside ``RUNTIME``)."""
         try:
             self.params = NodeParameters.from_mapping({p.name: p.value for p in changes}, base=self.params)
         except ParameterError as error:

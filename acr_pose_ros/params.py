@@ -131,9 +131,10 @@ class NodeParameters:
         unknown = sorted(set(values) - set(cls.names()))
         if unknown:
             raise ParameterError(f"unknown parameters {unknown}; known: {', '.join(cls.names())}")
+        defaults = cls()
         changes: dict[str, Any] = {}
         for name, value in values.items():
-            default = getattr(cls(), name)
+            default = getattr(defaults, name)
             if isinstance(default, bool):
                 ok = isinstance(value, bool)
             elif isinstance(default, int):
