@@ -89,9 +89,18 @@ if [[ -n "$have" && ("$have" == "$wanted" || ("$extras" == "render,train" && "$h
     say "acr-pose is installed and setup.py/setup.cfg have not changed: skipping pip (delete $stamp to force it)"
 else
     target=".[$extras]"
+    # torch's CUDA build and its NVIDIA libraries take about 6 GB in the venv; pip says only "No space left on
+    # device" half-way through, so the free space is stated before and after a failure.
+    free_gb() { df -Pk "$venv" | awk 'NR == 2 { printf "%.1f", $4 / 1048576 }'; }
+    need_gb=7
+    if awk -v f="$(free_gb)" -v n="$need_gb" 'BEGIN { exit !(f < n) }'; then
+        say "warning: $(free_gb) GB free under $venv; a first install needs about $need_gb GB (torch with CUDA)"
+    fi
     say "installing: pip install -e \"$target\""
     rm -f "$stamp"
-    "$venv/bin/python" -m pip install -e "$target"
+    if ! "$venv/bin/python" -m pip install -e "$target"; then
+        die "pip install failed ($(free_gb) GB free under $venv; a first install needs about $need_gb GB)"
+    fi
     echo "$wanted" >"$stamp"
 fi
 say "ready: $("$venv/bin/acr-pose" --version) in $venv (activate with: source .venv/bin/activate)"
