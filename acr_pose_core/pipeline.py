@@ -38,10 +38,11 @@ from acr_pose_core.data.instance import InstanceInputs, instance_inputs, normali
 from acr_pose_core.detection import Detections, InputError, MaskSource, as_mask_source
 from acr_pose_core.detection.segmenter import Segmenter
 from acr_pose_core.evaluation.results import FrameResult
-from acr_pose_core.geometry import poses_from_nocs
+from acr_pose_core.geometry import ObjectPoses, poses_from_nocs
 from acr_pose_core.geometry.boxes import box_corners, transform_points
 from acr_pose_core.geometry.camera import CameraIntrinsics
 from acr_pose_core.geometry.rotations import decompose_sRT
+from acr_pose_core.models.reconstructor import ReconstructorOutput
 from acr_pose_core.training.model_folder import LoadedModel, load_model_folder
 
 __all__ = [
@@ -277,6 +278,10 @@ class PoseEstimator:
             segmenter where it has one, else masks must be given.
         min_points: objects with fewer object pixels with depth are dropped (never posed).
         seed: seeds the point sampling and RANSAC of every frame, so the same frame gives the same answer.
+        sync_free: run the alignment with fixed shapes and quaternion fits (:func:`~acr_pose_core.geometry.
+            ransac_umeyama` with ``chunk_size=None, solver="quaternion"``), so that :meth:`device_step` never waits
+            for the device; the same poses to about 1e-10. None: on for every device but the CPU, where the early
+            stop between chunks saves work.
 
     Example::
 
@@ -293,6 +298,7 @@ class PoseEstimator:
         mask_source: MaskSource | Callable[..., Any] | None = None,
         min_points: int = MIN_POINTS,
         seed: int = 0,
+        sync_free: bool | None = None,
     ) -> None:
         if min_points < 3:
             raise ValueError(f"min_points must be at least 3 (a similarity needs three points), got {min_points}")
@@ -307,6 +313,7 @@ class PoseEstimator:
             self.mask_source = Segmenter(loaded.segmenter.to(self.device), loaded.segmenter_config, self.device)
         self.min_points = int(min_points)
         self.seed = int(seed)
+        self.sync_free = self.device.type != "cpu" if sync_free is None else bool(sync_free)
 
     def inputs(self, frame: CheckedFrame, detections: Detections) -> list[InstanceInputs]:
         """Each detected object's model inputs (the Dataset's function, with the frame's depth units)."""
@@ -388,6 +395,25 @@ class PoseEstimator:
             image_size=frame.image_size,
         )
 
+    def device_step(
+        self,
+        points: torch.Tensor,
+        rgb: torch.Tensor,
+        choose: torch.Tensor,
+        category: torch.Tensor,
+        num_valid: torch.Tensor,
+    ) -> tuple[ReconstructorOutput, ObjectPoses]:
+        """The Reconstructor and RANSAC-Umeyama on tensors already on the estimator's device (shapes as
+        :meth:`Reconstructor.forward`; ``num_valid (B,)`` distinct points per object). The inputs are valid by
+        construction (:meth:`inputs`, checked detections), so the forward's host-side index checks are skipped;
+        with ``sync_free`` the alignment runs in one chunk with quaternion fits, and nothing here waits for the
+        device (tested on the CPU with :func:`acr_pose_core.host_sync.forbid_host_sync`)."""
+        prior = self._priors[category]  # (B, M, 3)
+        out = self.reconstructor(points, rgb, choose, category, prior, check_inputs=False)
+        if self.sync_free:
+            return out, poses_from_nocs(out.nocs, points, num_valid, self.seed, chunk_size=None, solver="quaternion")
+        return out, poses_from_nocs(out.nocs, points, num_valid, self.seed, chunk_size=16, solver="svd")
+
     def _reconstruct(
         self, masks: Detections, objects: list[InstanceInputs], index: list[int], dropped: dict[int, str]
     ) -> dict[int, ObjectPose]:
@@ -398,12 +424,10 @@ class PoseEstimator:
         rgb = torch.from_numpy(np.stack([normalise_crop(o.rgb) for o in objects])).to(dev)  # (B, 3, S, S)
         choose = torch.from_numpy(np.stack([o.choose for o in objects])).to(dev)  # (B, N)
         category = torch.from_numpy(class_ids - 1).to(dev)  # (B,) 0..5
-        prior = self._priors[category]  # (B, M, 3)
-        out = self.reconstructor(points, rgb, choose, category, prior)
         N = self.config.num_points
         num_valid = torch.tensor([min(o.num_valid, N) for o in objects], device=dev)  # distinct points first
-        fit = poses_from_nocs(out.nocs, points, num_valid, seed=self.seed)
-        sRT = fit.sRT.cpu().numpy()  # (B, 4, 4) float64
+        out, fit = self.device_step(points, rgb, choose, category, num_valid)
+        sRT = fit.sRT.cpu().numpy()  # (B, 4, 4) float64: the frame's one wait for the device
         size_nocs = out.size.double().cpu().numpy()  # (B, 3)
         valid = fit.valid.cpu().numpy()
         ratio = fit.inlier_ratio.cpu().numpy()

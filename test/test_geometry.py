@@ -133,6 +133,52 @@ def test_umeyama_degenerate_inputs_are_flagged_not_nan():
     np.testing.assert_allclose(out.scale[~out.valid], 1.0)
 
 
+def test_quaternion_solver_equals_svd_in_float64_also_for_reflections_rank_two_and_degenerate_items():
+    """Horn's quaternion with Jacobi sweeps is the same transform as Umeyama's SVD, item by item, to rounding."""
+    rng = np.random.default_rng(41)
+    x, y, *_ = make_problem(rng, 64, 40, noise=0.01)
+    y[:16] = rng.normal(0, 1, (16, 40, 3))  # unrelated clouds: arbitrary covariances, half with det < 0
+    y[16:24] *= np.array([-1.0, 1.0, 1.0])  # reflections
+    mask = np.ones((64, 40), dtype=bool)
+    mask[24:32, 3:] = False  # three points: a rank-2 covariance
+    mask[32:36, 2:] = False  # two points: degenerate
+    x[36] = 0.2  # all source points equal: degenerate
+    w = rng.uniform(0.1, 1.0, (64, 40)) * mask
+    a = umeyama(x, y, w, solver="svd")
+    b = umeyama(x, y, w, solver="quaternion")
+    np.testing.assert_array_equal(a.valid, b.valid)
+    assert a.valid.sum() == 64 - 5
+    np.testing.assert_allclose(b.rotation, a.rotation, atol=1e-11)
+    np.testing.assert_allclose(b.scale, a.scale, rtol=1e-11)
+    np.testing.assert_allclose(b.translation, a.translation, atol=1e-11)
+    np.testing.assert_allclose(np.linalg.det(b.rotation), 1.0, atol=1e-12)
+
+
+def test_jacobi_eigh_equals_lapack_and_needs_its_sweeps():
+    from acr_pose_core.geometry.umeyama import jacobi_eigh
+
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(500, 4, 4, generator=g, dtype=torch.float64)
+    A = A + A.transpose(1, 2)
+    Q = torch.linalg.qr(torch.randn(500, 4, 4, generator=g, dtype=torch.float64)).Q
+    A_tie = Q @ torch.diag(torch.tensor([3.0, 1.0, 1.0, -5.0], dtype=torch.float64)) @ Q.transpose(1, 2)
+    for M in (A, A_tie):
+        values, vectors = jacobi_eigh(M)
+        torch.testing.assert_close(values.sort(1).values, torch.linalg.eigvalsh(M), atol=1e-12, rtol=0)
+        torch.testing.assert_close(vectors @ torch.diag_embed(values) @ vectors.transpose(1, 2), M, atol=1e-12, rtol=0)
+        torch.testing.assert_close(vectors.transpose(1, 2) @ vectors, torch.eye(4, dtype=torch.float64).expand_as(M))
+    short, _ = jacobi_eigh(A, sweeps=2)  # too few sweeps leave the off-diagonal: the sweep count matters
+    assert (short.sort(1).values - torch.linalg.eigvalsh(A)).abs().max() > 1e-6
+
+
+def test_quaternion_solver_refuses_gradients():
+    x = torch.randn(2, 10, 3, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ValueError, match="solver='svd'"):
+        umeyama(x, 2 * x.detach(), solver="quaternion")
+    with pytest.raises(ValueError, match="solver must be"):
+        umeyama(x, x, solver="eig")
+
+
 def test_umeyama_rejects_bad_shapes():
     with pytest.raises(ValueError, match="B, N, 3"):
         umeyama(np.zeros((2, 5, 3)), np.zeros((2, 6, 3)))
@@ -248,6 +294,36 @@ def test_ransac_is_seeded_and_independent_of_chunking_and_batching():
     # batched answers equal single-object answers for an object whose samples are the same
     single = ransac_umeyama(x[:1], y[:1], seed=5)
     np.testing.assert_array_equal(single.inliers[0], a.inliers[0])
+
+
+def test_ransac_device_path_quaternion_one_chunk_equals_cpu_path_and_never_syncs():
+    """The GPU settings (one chunk, quaternion fits) give the CPU path's answer, and read nothing on the host."""
+    from acr_pose_core.host_sync import HostSyncError, forbid_host_sync
+
+    rng = np.random.default_rng(14)
+    x, y, *_ = make_problem(rng, 6, 512, noise=0.002)
+    y, _ = corrupt(rng, y, 0.4)
+    mask = np.ones((6, 512), dtype=bool)
+    mask[1, 400:] = False
+    y[2, :] = np.nan  # an object that fails
+    x, y, mask = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(mask)
+    cpu = ransac_umeyama(x, y, mask, seed=3)  # svd, chunks of 16
+    with forbid_host_sync():
+        device = ransac_umeyama(x, y, mask, seed=3, chunk_size=None, solver="quaternion")
+    assert cpu.valid.tolist() == [True, True, False, True, True, True]
+    torch.testing.assert_close(device.valid, cpu.valid)
+    torch.testing.assert_close(device.inliers, cpu.inliers)
+    torch.testing.assert_close(device.num_hypotheses, cpu.num_hypotheses)
+    torch.testing.assert_close(device.rotation, cpu.rotation, atol=1e-10, rtol=0)
+    torch.testing.assert_close(device.scale, cpu.scale, atol=0, rtol=1e-10)
+    torch.testing.assert_close(device.translation, cpu.translation, atol=1e-10, rtol=0)
+    # the guard is not vacuous: the CPU settings read on the host (svd status, the early stop between chunks)
+    with pytest.raises(HostSyncError):
+        with forbid_host_sync():
+            ransac_umeyama(x, y, mask, seed=3, chunk_size=16, solver="quaternion")
+    with pytest.raises(HostSyncError, match="_linalg_svd"):
+        with forbid_host_sync():
+            ransac_umeyama(x, y, mask, seed=3, chunk_size=None, solver="svd")
 
 
 def test_ransac_mask_padding_and_failure():

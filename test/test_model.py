@@ -209,6 +209,34 @@ def test_input_checks():
         ReconstructorConfig(num_points=16, prior_points=16, graph_k=36)
 
 
+@pytest.mark.parametrize("row", ["baseline", "full", "full+context"])
+def test_unchecked_forward_reads_nothing_on_the_host_and_equals_the_checked_one(row):
+    """``check_inputs=False`` (the estimator's, for CUDA graphs) leaves out only the host-side index checks."""
+    from acr_pose_core.host_sync import HostSyncError, forbid_host_sync
+
+    switches = dict(TABLE_3["full"], pim_context=True) if row == "full+context" else TABLE_3[row]
+    config = ReconstructorConfig.tiny(**switches)
+    model = make(config).eval()
+    inputs = batch(config)
+    with torch.no_grad():
+        checked = model(**inputs)
+        with forbid_host_sync():
+            unchecked = model(**inputs, check_inputs=False)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                model(**inputs, check_inputs=False)
+        with pytest.raises(HostSyncError, match="_local_scalar_dense"):  # the checks themselves read on the host
+            with forbid_host_sync():
+                model(**inputs)
+    for a, b in zip(checked, unchecked, strict=True):
+        assert a.equal(b)
+    bad_choose = inputs["choose"].clone()
+    bad_choose[0, 0] = config.image_size**2
+    with pytest.raises(IndexError, match="pixel indices"):
+        model(**dict(inputs, choose=bad_choose))
+    with pytest.raises(IndexError, match="category"):
+        model(**dict(inputs, category=torch.tensor([0, 1, 6])))
+
+
 def test_discriminator_outputs_probabilities_and_learns():
     torch.manual_seed(0)
     disc = Discriminator(DiscriminatorConfig(point_channels=(16, 32), hidden=16))

@@ -62,7 +62,7 @@ class Oracle(nn.Module):
         self.config = config
         self.sRT, self.size = torch.from_numpy(sRT), torch.from_numpy(size)  # (B, 4, 4), (B, 3)
 
-    def forward(self, points, rgb, choose, category, prior):
+    def forward(self, points, rgb, choose, category, prior, check_inputs=True):
         sRT = self.sRT.to(points)
         scale = torch.linalg.det(sRT[:, :3, :3]).abs() ** (1 / 3)  # (B,)
         rotation = sRT[:, :3, :3] / scale[:, None, None]
@@ -101,6 +101,45 @@ def test_known_poses_are_recovered_through_the_whole_pipeline(frame, camera):
         np.testing.assert_allclose(obj.corners, transform_points(inst.sRT, box_corners(inst.size)), atol=1e-4)
         np.testing.assert_allclose(obj.sRT[:3, :3], obj.scale * obj.rotation, atol=1e-12)
         assert obj.inlier_ratio == 1.0
+
+
+def test_the_sync_free_device_step_reads_nothing_on_the_host_and_gives_the_same_poses(frame, camera, tiny_folder):
+    """The GPU settings (no input checks, one RANSAC chunk, quaternion fits) run on the CPU here: the guard sees the
+    same operators a GPU would, and the poses equal the CPU settings' to rounding."""
+    from acr_pose_core.host_sync import HostSyncError, forbid_host_sync
+
+    detections = detections_from_frame(frame)
+    fast = PoseEstimator(tiny_folder, "cpu", sync_free=True)
+    slow = PoseEstimator(tiny_folder, "cpu")
+    assert fast.sync_free and not slow.sync_free
+    checked = check_frame(frame.color, frame.depth, camera)
+    objects = fast.inputs(checked, detections)
+    N = fast.config.num_points
+    tensors = (
+        torch.from_numpy(np.stack([o.points for o in objects]).astype(np.float32)),
+        torch.from_numpy(np.stack([normalise_crop(o.rgb) for o in objects])),
+        torch.from_numpy(np.stack([o.choose for o in objects])),
+        torch.from_numpy(detections.class_ids - 1),
+        torch.tensor([min(o.num_valid, N) for o in objects]),
+    )
+    with torch.no_grad():
+        with forbid_host_sync():
+            out, fit = fast.device_step(*tensors)
+        with pytest.raises(HostSyncError):  # the CPU settings do read on the host: the guard is not vacuous
+            with forbid_host_sync():
+                slow.device_step(*tensors)
+        out_slow, fit_slow = slow.device_step(*tensors)
+    torch.testing.assert_close(out.nocs, out_slow.nocs, atol=0, rtol=0)
+    torch.testing.assert_close(fit.valid, fit_slow.valid)
+    torch.testing.assert_close(fit.sRT, fit_slow.sRT, atol=1e-9, rtol=0)
+    # and through the whole frame, on poses that mean something (the oracle knows the truth)
+    oracle = oracle_estimator(frame, detections)
+    oracle.sync_free = True
+    result = oracle.estimate(frame.color, frame.depth, camera, masks=detections)
+    reference = oracle_estimator(frame, detections).estimate(frame.color, frame.depth, camera, masks=detections)
+    assert len(result.objects) == len(reference.objects) == len(detections)
+    for a, b in zip(result.objects, reference.objects, strict=True):
+        np.testing.assert_allclose(a.sRT, b.sRT, atol=1e-9)
 
 
 def test_inputs_are_the_datasets_for_the_same_object(frame, tmp_path):

@@ -15,13 +15,13 @@ has stopped.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
 
 from acr_pose_core.geometry._backend import ArrayLike, answer_like, point_pair
-from acr_pose_core.geometry.umeyama import _fit
+from acr_pose_core.geometry.umeyama import SOLVERS, Solver, _fit
 
 __all__ = ["ObjectPoses", "RansacResult", "poses_from_nocs", "ransac_umeyama"]
 
@@ -107,6 +107,7 @@ def _ransac_torch(
     confidence: float,
     min_inlier_ratio: float,
     chunk_size: int | None,
+    solver: Solver,
 ) -> RansacResult:
     B, N, _ = source.shape
     H, k = samples.shape[1:]
@@ -138,7 +139,7 @@ def _ransac_torch(
         idx = samples[:, start:stop].reshape(B, h * k)  # (B, h·k)
         s_pts = src[batch[:, None], idx].view(B * h, k, 3)
         t_pts = tgt[batch[:, None], idx].view(B * h, k, 3)
-        hyp = _fit(s_pts, t_pts, torch.ones(B * h, k, dtype=dtype, device=device))  # B·h minimal fits
+        hyp = _fit(s_pts, t_pts, torch.ones(B * h, k, dtype=dtype, device=device), solver)  # B·h minimal fits
         coeff = _hypothesis_coefficients(hyp.scale, hyp.rotation, hyp.translation).view(B, h, 18)
         sq_res = features @ coeff.transpose(1, 2)  # (B, N, h) squared residuals
         limit = (hyp.scale.view(B, h) * threshold[:, None]).pow(2)  # (B, h)
@@ -182,7 +183,7 @@ def _ransac_torch(
     resid = (moved - tgt).norm(dim=-1)  # (B, N)
     inliers = (resid < (best_scale * threshold)[:, None]) & usable & best_valid[:, None]
     inlier_ratio = inliers.sum(1).to(dtype) / n_usable.to(dtype)
-    fit = _fit(source, target, inliers.to(dtype))
+    fit = _fit(source, target, inliers.to(dtype), solver)
     valid = fit.valid & (inlier_ratio >= min_inlier_ratio) & (usable.sum(1) >= k)
     return RansacResult(fit.scale, fit.rotation, fit.translation, valid, inliers, inlier_ratio, stopped_at + 1)
 
@@ -198,7 +199,8 @@ def ransac_umeyama(
     confidence: float = 0.99,
     min_inlier_ratio: float = 0.1,
     seed: int | torch.Generator = 0,
-    chunk_size: int | None = 16,
+    chunk_size: int | None | Literal["auto"] = "auto",
+    solver: Solver | Literal["auto"] = "auto",
 ) -> RansacResult:
     """Robust similarity ``target ≈ scale · rotation @ source + translation`` for every object of a frame at once.
 
@@ -216,14 +218,28 @@ def ransac_umeyama(
         chunk_size: hypotheses scored by the first matrix product (later ones are sized from the best inlier
             ratio so far, after the host reads whether every object has stopped); None scores all
             ``max_iterations`` hypotheses in one product, with fixed shapes and no host synchronisation in the loop
-            (for GPUs and CUDA graphs; more arithmetic than the early stop needs). A speed knob only: the result
-            does not depend on it.
+            (for GPUs and CUDA graphs; more arithmetic than the early stop needs). ``"auto"``: 16 on the CPU,
+            None elsewhere. A speed knob only: the result does not depend on it.
+        solver: the Umeyama solver of every fit (:mod:`~acr_pose_core.geometry.umeyama`): ``"svd"`` or
+            ``"quaternion"`` (no host synchronisation); ``"auto"``: svd on the CPU, quaternion elsewhere. The two
+            agree to about 1e-14 in float64, so they choose the same inliers unless a residual lies that close to
+            the threshold.
+
+    With ``chunk_size=None`` and ``solver="quaternion"`` nothing in the call reads a device value on the host
+    (tested with :func:`acr_pose_core.host_sync.forbid_host_sync`).
 
     Returns:
         :class:`RansacResult` (numpy for numpy input, tensors for tensor input; no batch dimension for (N, 3) input).
     """
+    if solver not in (*SOLVERS, "auto"):
+        raise ValueError(f"solver must be one of {(*SOLVERS, 'auto')}, got {solver!r}")
     pair = point_pair(source, target, mask)
     src, tgt = pair.source, pair.target
+    on_cpu = src.device.type == "cpu"
+    if solver == "auto":
+        solver = "svd" if on_cpu else "quaternion"
+    if chunk_size == "auto":
+        chunk_size = 16 if on_cpu else None
     if src.shape != tgt.shape or src.dim() != 3 or src.shape[-1] != 3:
         raise ValueError(f"source and target must both be (B, N, 3); got {tuple(src.shape)}, {tuple(tgt.shape)}")
     usable = torch.isfinite(src).all(-1) & torch.isfinite(tgt).all(-1)
@@ -243,7 +259,9 @@ def ransac_umeyama(
         gen = torch.Generator().manual_seed(int(seed))
     samples = draw_minimal_samples(usable, max_iterations, sample_size, gen)
     with torch.no_grad():
-        out = _ransac_torch(src, tgt, usable, samples, inlier_fraction, confidence, min_inlier_ratio, chunk_size)
+        out = _ransac_torch(
+            src, tgt, usable, samples, inlier_fraction, confidence, min_inlier_ratio, chunk_size, solver
+        )
     return answer_like(out._replace(inliers=out.inliers[:, :N]), pair)
 
 
@@ -262,17 +280,25 @@ class ObjectPoses(NamedTuple):
 
 
 def poses_from_nocs(
-    nocs: torch.Tensor, points: torch.Tensor, num_valid: torch.Tensor | None = None, seed: int = 0
+    nocs: torch.Tensor,
+    points: torch.Tensor,
+    num_valid: torch.Tensor | None = None,
+    seed: int = 0,
+    chunk_size: int | None | Literal["auto"] = "auto",
+    solver: Solver | Literal["auto"] = "auto",
 ) -> ObjectPoses:
     """Model output → pose: each object's reconstructed NOCS points ``nocs (B, N, 3)`` aligned with its observed
     points ``points (B, N, 3)`` (metres) by :func:`ransac_umeyama` in float64, the first ``num_valid[b]`` points of
     object ``b`` used (None: all; the rest are padding). The one place the trainer's validation, the benchmarks and
-    the estimator turn reconstructions into poses; the size is the model's (``ReconstructorOutput.size``)."""
+    the estimator turn reconstructions into poses; the size is the model's (``ReconstructorOutput.size``).
+    ``chunk_size`` and ``solver`` as for :func:`ransac_umeyama` (the defaults: no host synchronisation off the CPU)."""
     B, N, _ = nocs.shape
     mask = None
     if num_valid is not None:
         mask = torch.arange(N, device=nocs.device)[None] < num_valid.to(nocs.device)[:, None]  # (B, N)
-    fit = ransac_umeyama(nocs.double(), points.double().to(nocs.device), mask, seed=seed)
+    fit = ransac_umeyama(
+        nocs.double(), points.double().to(nocs.device), mask, seed=seed, chunk_size=chunk_size, solver=solver
+    )
     sRT = torch.zeros(B, 4, 4, dtype=torch.float64, device=nocs.device)
     sRT[:, :3, :3] = fit.scale[:, None, None] * fit.rotation  # s·R
     sRT[:, :3, 3] = fit.translation

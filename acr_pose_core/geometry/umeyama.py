@@ -12,18 +12,33 @@ IEEE TPAMI 13(4), 1991.
 
 One torch implementation serves both array types: numpy in, numpy out; torch in, torch out on the same device and
 dtype, differentiable (but see the note on gradients in :func:`umeyama`).
+
+Two solvers give the same transform (to rounding; the tests compare them in float64):
+
+- ``"svd"``: Umeyama's own, the SVD ``cov = U D Vᵀ`` of the cross-covariance, ``R = U S Vᵀ`` with
+  ``S = diag(1, 1, sign det(U Vᵀ))``. torch's SVD synchronises a CUDA device with the host on every call.
+- ``"quaternion"``: Horn's closed form (JOSA A 4(4), 1987): ``R`` is the rotation of the unit quaternion that is the
+  top eigenvector of a symmetric 4×4 matrix ``K`` built from the cross-covariance, found by a fixed number of
+  cyclic Jacobi sweeps (:func:`jacobi_eigh`): elementwise work and 4×4 products only, so nothing waits for the host
+  and the shapes never change (CUDA graphs, RANSAC on a GPU). ``K``'s eigenvalues, sorted ``λ1 ≥ … ≥ λ4``, are
+  ``±σ1 ± σ2 ± dσ3`` (``σ`` the singular values of the cross-covariance, ``d = sign det``), so
+  ``tr(D S) = λ1``, ``σ1 = (λ1 + λ2)/2`` and ``σ2 = (λ1 + λ3)/2`` feed the same scale and degeneracy test.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import math
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
 
 from acr_pose_core.geometry._backend import ArrayLike, answer_like, point_pair
 
-__all__ = ["SimilarityTransform", "umeyama", "umeyama_torch"]
+__all__ = ["Solver", "SimilarityTransform", "jacobi_eigh", "umeyama", "umeyama_torch"]
+
+Solver = Literal["svd", "quaternion"]
+SOLVERS = ("svd", "quaternion")
 
 
 class SimilarityTransform(NamedTuple):
@@ -45,12 +60,15 @@ class SimilarityTransform(NamedTuple):
 
 
 def umeyama_torch(
-    source: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None
+    source: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None, solver: Solver = "svd"
 ) -> SimilarityTransform:
     """Batched weighted Umeyama on tensors. ``source, target: (B, N, 3)``, ``weights: (B, N) ≥ 0`` or bool.
 
-    Points with a non-finite coordinate in source or target get weight 0. See :func:`umeyama`.
+    Points with a non-finite coordinate in source or target get weight 0. See :func:`umeyama`. The checks of
+    ``weights`` read them on the host; :func:`_fit` is the same computation without checks.
     """
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
     if source.shape != target.shape or source.dim() != 3 or source.shape[-1] != 3:
         raise ValueError(f"source and target must both be (B, N, 3); got {tuple(source.shape)}, {tuple(target.shape)}")
     B, N, _ = source.shape
@@ -71,11 +89,13 @@ def umeyama_torch(
     source = torch.where(finite[..., None], source, torch.zeros_like(source))
     target = torch.where(finite[..., None], target, torch.zeros_like(target))
 
-    return _fit(source, target, w)
+    return _fit(source, target, w, solver)
 
 
-def _fit(source: torch.Tensor, target: torch.Tensor, w: torch.Tensor) -> SimilarityTransform:
-    """Weighted Umeyama without input checks: finite ``source, target (B, N, 3)``, weights ``w (B, N) ≥ 0``."""
+def _fit(source: torch.Tensor, target: torch.Tensor, w: torch.Tensor, solver: Solver = "svd") -> SimilarityTransform:
+    """Weighted Umeyama without input checks: finite ``source, target (B, N, 3)``, weights ``w (B, N) ≥ 0``.
+
+    With ``solver="quaternion"`` nothing here reads a tensor on the host."""
     B = source.shape[0]
     dtype, device = source.dtype, source.device
     usable = (w > 0).sum(-1)  # (B,)
@@ -93,11 +113,17 @@ def _fit(source: torch.Tensor, target: torch.Tensor, w: torch.Tensor) -> Similar
     # bounded by sqrt(var_src · var_tgt) (Cauchy–Schwarz), which gives a scale-free test.
     eps = torch.finfo(dtype).eps
 
-    def is_valid(sv: torch.Tensor) -> torch.Tensor:  # sv: (B, 3) singular values, descending
+    def is_valid(sv: torch.Tensor) -> torch.Tensor:  # sv: (B, ≥2) singular values, descending
         bound = (var_src * var_tgt).detach().sqrt()
         ok = (usable >= 3) & (var_src > torch.finfo(dtype).tiny) & (sv[:, 0] > eps**0.5 * bound)
         return ok & (sv[:, 1] > eps**0.5 * sv[:, 0])
 
+    if solver == "quaternion":
+        if torch.is_grad_enabled() and cov.requires_grad:
+            raise ValueError("the quaternion solver has no gradient (see jacobi_eigh); use solver='svd' to train")
+        D_S, sv12, rotation = _horn(cov)  # tr(D S) (B,), (σ1, σ2) (B, 2), (B, 3, 3)
+        valid = is_valid(sv12)
+        return _finish(D_S, rotation, valid, var_src, mu_src, mu_tgt)
     if torch.is_grad_enabled() and cov.requires_grad:
         # Invalid items get a well-conditioned stand-in so that neither the SVD nor its backward pass sees them.
         valid = is_valid(torch.linalg.svdvals(cov.detach()))
@@ -111,8 +137,20 @@ def _fit(source: torch.Tensor, target: torch.Tensor, w: torch.Tensor) -> Similar
     S = torch.ones(B, 3, dtype=dtype, device=device)
     S = torch.cat([S[:, :2], sign[:, None]], dim=1)  # diag(1, 1, ±1)
     rotation = U @ (S[..., None] * Vh)  # (B, 3, 3) U S Vᵀ
-    scale = (D * S).sum(-1) / torch.where(valid, var_src, torch.ones_like(var_src))  # tr(D S) / σ²_src
+    return _finish((D * S).sum(-1), rotation, valid, var_src, mu_src, mu_tgt)
 
+
+def _finish(
+    D_S: torch.Tensor,
+    rotation: torch.Tensor,
+    valid: torch.Tensor,
+    var_src: torch.Tensor,
+    mu_src: torch.Tensor,
+    mu_tgt: torch.Tensor,
+) -> SimilarityTransform:
+    """Scale ``tr(D S) / σ²_src`` and translation ``μ_tgt − s R μ_src``; placeholders where invalid."""
+    B, dtype, device = rotation.shape[0], rotation.dtype, rotation.device
+    scale = D_S / torch.where(valid, var_src, torch.ones_like(var_src))
     eye = torch.eye(3, dtype=dtype, device=device).expand(B, 3, 3)
     rotation = torch.where(valid[:, None, None], rotation, eye)
     scale = torch.where(valid, scale, torch.ones_like(scale))
@@ -120,7 +158,88 @@ def _fit(source: torch.Tensor, target: torch.Tensor, w: torch.Tensor) -> Similar
     return SimilarityTransform(scale, rotation, translation, valid)
 
 
-def umeyama(source: ArrayLike, target: ArrayLike, weights: ArrayLike | None = None) -> SimilarityTransform:
+# Cyclic Jacobi on a 4×4 symmetric matrix: 5 sweeps reached float64 rounding on 2,000 random and 2,000
+# near-degenerate matrices (eigenvalues 3, 1, 1, −5); one more for margin.
+JACOBI_SWEEPS = 6
+
+
+def jacobi_eigh(A: torch.Tensor, sweeps: int = JACOBI_SWEEPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues and eigenvectors of small symmetric matrices ``A (B, n, n)`` by cyclic Jacobi rotations.
+
+    Returns ``(eigenvalues (B, n), eigenvectors (B, n, n))`` with ``A ≈ V diag(λ) Vᵀ`` (eigenvectors in columns),
+    unsorted. The rotation ``J`` in the plane ``(p, q)`` (``J_pp = J_qq = c``, ``J_pq = s = −J_qp``) by
+    ``θ = ½ atan2(2 a_pq, a_qq − a_pp)``, folded into ``[−π/4, π/4]``, zeroes ``a_pq`` of ``Jᵀ A J``; ``sweeps``
+    passes over every plane. Fixed work whatever the matrix (no convergence test, so no host synchronisation), any
+    float dtype and device. Not for gradients: the angle's derivative is undefined where ``a_pq = a_qq − a_pp = 0``.
+
+    The matrix is held as its entries, one ``(B,)`` tensor each, and a rotation updates only rows and columns
+    ``p, q``: elementwise work that a compiler can fuse into one kernel, and on the CPU 3× faster than ``Jᵀ A J`` as
+    batched 4×4 products (measured: 768 matrices, one thread).
+    """
+    B, n, _ = A.shape
+    a = [[A[:, i, j] for j in range(n)] for i in range(n)]  # a[i][j]: (B,), kept symmetric
+    V = [torch.zeros(B, n, dtype=A.dtype, device=A.device) for _ in range(n)]  # columns of V
+    for i in range(n):
+        V[i][:, i] = 1.0
+    for _ in range(sweeps):
+        for p in range(n - 1):
+            for q in range(p + 1, n):
+                apq = a[p][q]
+                theta = 0.5 * torch.atan2(2 * apq, a[q][q] - a[p][p])  # (B,)
+                theta = theta - (math.pi / 2) * torch.round(theta * (2 / math.pi))  # |θ| ≤ π/4
+                c, s, t = torch.cos(theta), torch.sin(theta), torch.tan(theta)
+                a[p][p], a[q][q] = a[p][p] - t * apq, a[q][q] + t * apq  # c²a_pp − 2cs a_pq + s²a_qq, ...
+                a[p][q] = a[q][p] = torch.zeros_like(apq)
+                for r in range(n):
+                    if r != p and r != q:
+                        arp, arq = a[r][p], a[r][q]
+                        a[r][p] = a[p][r] = c * arp - s * arq
+                        a[r][q] = a[q][r] = s * arp + c * arq
+                vp, vq = V[p], V[q]
+                c1, s1 = c[:, None], s[:, None]
+                V[p], V[q] = c1 * vp - s1 * vq, s1 * vp + c1 * vq
+    return torch.stack([a[i][i] for i in range(n)], 1), torch.stack(V, 2)
+
+
+def _horn(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Horn's quaternion solution for ``cov (B, 3, 3) = Σ w y xᵀ`` (target × source).
+
+    Returns ``(tr(D S) (B,), (σ1, σ2) (B, 2), rotation (B, 3, 3))``: the rotation ``R(q)`` of the unit quaternion
+    ``q = (w, x, y, z)`` maximising ``qᵀ K q = tr(Rᵀ cov)``, with ``K`` built from ``M = covᵀ = Σ w x yᵀ``.
+    """
+    M = cov.transpose(1, 2)  # M_ab = Σ w x_a y_b
+    Mxx, Mxy, Mxz = M[:, 0, 0], M[:, 0, 1], M[:, 0, 2]
+    Myx, Myy, Myz = M[:, 1, 0], M[:, 1, 1], M[:, 1, 2]
+    Mzx, Mzy, Mzz = M[:, 2, 0], M[:, 2, 1], M[:, 2, 2]
+    K = torch.stack(
+        [
+            torch.stack([Mxx + Myy + Mzz, Myz - Mzy, Mzx - Mxz, Mxy - Myx], -1),
+            torch.stack([Myz - Mzy, Mxx - Myy - Mzz, Mxy + Myx, Mzx + Mxz], -1),
+            torch.stack([Mzx - Mxz, Mxy + Myx, -Mxx + Myy - Mzz, Myz + Mzy], -1),
+            torch.stack([Mxy - Myx, Mzx + Mxz, Myz + Mzy, -Mxx - Myy + Mzz], -1),
+        ],
+        -2,
+    )  # (B, 4, 4) symmetric
+    eigenvalues, eigenvectors = jacobi_eigh(K)
+    lam, order = eigenvalues.sort(dim=1, descending=True)  # λ1 ≥ λ2 ≥ λ3 ≥ λ4
+    q = eigenvectors.gather(2, order[:, None, :1].expand(-1, 4, 1)).squeeze(2)  # (B, 4) top eigenvector
+    q = q / q.norm(dim=1, keepdim=True)
+    w, x, y, z = q.unbind(1)
+    rotation = torch.stack(
+        [
+            torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+            torch.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+            torch.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        -2,
+    )  # (B, 3, 3)
+    sv12 = torch.stack([lam[:, 0] + lam[:, 1], lam[:, 0] + lam[:, 2]], 1) / 2  # (σ1, σ2)
+    return lam[:, 0], sv12, rotation
+
+
+def umeyama(
+    source: ArrayLike, target: ArrayLike, weights: ArrayLike | None = None, solver: Solver = "svd"
+) -> SimilarityTransform:
     """Similarity transform (scale, rotation, translation) best mapping ``source`` onto ``target``.
 
     ``target ≈ scale · rotation @ source + translation`` for every point, in the weighted least-squares sense.
@@ -130,6 +249,7 @@ def umeyama(source: ArrayLike, target: ArrayLike, weights: ArrayLike | None = No
         target: same shape, e.g. camera-frame points in metres.
         weights: optional (B, N) or (N,) non-negative weights, or a bool validity mask. Points with a non-finite
             coordinate are ignored whatever their weight (NaN depth does not poison the fit).
+        solver: ``"svd"`` or ``"quaternion"`` (see the module docstring): the same answer to rounding.
 
     Returns:
         :class:`SimilarityTransform` with ``scale (B,)``, ``rotation (B, 3, 3)``, ``translation (B, 3)``,
@@ -143,7 +263,7 @@ def umeyama(source: ArrayLike, target: ArrayLike, weights: ArrayLike | None = No
     singular values of the cross-covariance nearly coincide (an isotropic cloud), as for any SVD-based alignment.
     """
     pair = point_pair(source, target, weights)
-    return answer_like(umeyama_torch(pair.source, pair.target, pair.per_point), pair)
+    return answer_like(umeyama_torch(pair.source, pair.target, pair.per_point, solver), pair)
 
 
 def _umeyama_reference(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:

@@ -47,11 +47,14 @@ class CategoryLinear(nn.Linear):
         super().__init__(in_features, group_features * groups)
         self.group_features, self.groups = group_features, groups
 
-    def forward(self, x: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
-        """``x (B, L, C_in)``, ``category (B,)`` int64 in ``[0, groups)`` → ``(B, L, D)``."""
+    def forward(self, x: torch.Tensor, category: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """``x (B, L, C_in)``, ``category (B,)`` int64 in ``[0, groups)`` → ``(B, L, D)``.
+
+        ``check`` reads the category range on the host (an ``IndexError`` rather than a device assert); False for
+        callers whose categories are valid by construction and that must not wait for the device."""
         if category.shape != x.shape[:1]:
             raise ValueError(f"category must be (B,) = ({x.shape[0]},), got shape {tuple(category.shape)}")
-        if category.numel() and (int(category.min()) < 0 or int(category.max()) >= self.groups):
+        if check and category.numel() and (int(category.min()) < 0 or int(category.max()) >= self.groups):
             raise IndexError(f"category indices must lie in [0, {self.groups}), got {category.tolist()}")
         D = self.group_features
         weight = self.weight.view(self.groups, D, -1)[category]  # (B, D, C_in)
@@ -76,8 +79,8 @@ class DeformationHead(nn.Module):
         nn.init.normal_(self.out.weight, std=1e-4)  # the prior starts undeformed (as SPD)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, f_d: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
-        return self.out(self.mlp(f_d), category)  # (B, M, C) -> (B, M, 3)
+    def forward(self, f_d: torch.Tensor, category: torch.Tensor, check: bool = True) -> torch.Tensor:
+        return self.out(self.mlp(f_d), category, check)  # (B, M, C) -> (B, M, 3)
 
 
 class AssignmentHead(nn.Module):
@@ -99,8 +102,8 @@ class AssignmentHead(nn.Module):
         with torch.no_grad():
             self.out.weight.mul_(LOGIT_GAIN)
 
-    def forward(self, f_a: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
-        return self.out(self.mlp(f_a), category)  # (B, N, C) -> (B, N, M)
+    def forward(self, f_a: torch.Tensor, category: torch.Tensor, check: bool = True) -> torch.Tensor:
+        return self.out(self.mlp(f_a), category, check)  # (B, N, C) -> (B, N, M)
 
 
 def reconstruct_nocs(assignment: torch.Tensor, prior: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:

@@ -140,12 +140,14 @@ def _conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
-def gather_pixels(features: torch.Tensor, choose: torch.Tensor) -> torch.Tensor:
+def gather_pixels(features: torch.Tensor, choose: torch.Tensor, check: bool = True) -> torch.Tensor:
     """The features of chosen pixels: ``out[b, n] = features[b, :, choose[b, n] // W, choose[b, n] % W]``.
 
     ``features`` is ``(B, C, H, W)``; ``choose`` is ``(B, N)`` integer flat pixel indices ``row · W + col`` into each
-    object's own map. Returns ``(B, N, C)``. Indices outside ``[0, H·W)`` raise ``IndexError`` (checked here rather
-    than left to the device, where an out-of-range gather is an asynchronous assert on CUDA).
+    object's own map. Returns ``(B, N, C)``. With ``check``, indices outside ``[0, H·W)`` raise ``IndexError``
+    (checked here rather than left to the device, where an out-of-range gather is an asynchronous assert on CUDA);
+    the check reads the indices' range on the host, so callers whose indices are valid by construction and that
+    must not wait for the device (CUDA graphs) pass ``check=False``.
     """
     if features.dim() != 4:
         raise ValueError(f"features must be (B, C, H, W), got shape {tuple(features.shape)}")
@@ -154,7 +156,7 @@ def gather_pixels(features: torch.Tensor, choose: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"choose must be (B, N) = ({B}, N), got shape {tuple(choose.shape)}")
     if choose.dtype.is_floating_point or choose.dtype.is_complex or choose.dtype == torch.bool:
         raise TypeError(f"choose must hold integer pixel indices, got {choose.dtype}")
-    if choose.numel() > 0:
+    if check and choose.numel() > 0:
         low, high = int(choose.min()), int(choose.max())
         if low < 0 or high >= H * W:
             raise IndexError(f"pixel indices must lie in [0, {H * W}) for a {H}×{W} map, got [{low}, {high}]")

@@ -72,6 +72,7 @@ class Reconstructor(nn.Module):
         choose: torch.Tensor,
         category: torch.Tensor,
         prior: torch.Tensor,
+        check_inputs: bool = True,
     ) -> ReconstructorOutput:
         """Reconstruct the NOCS coordinates of B objects.
 
@@ -81,6 +82,10 @@ class Reconstructor(nn.Module):
             choose: (B, N) int64 pixel of each point in the crop, ``row · S + col``.
             category: (B,) int64 category index 0..5 (class id − 1).
             prior: (B, M, 3) the categories' shape priors, NOCS units.
+            check_inputs: raise ``IndexError`` for a ``choose`` outside the crop or a ``category`` outside 0..5.
+                These checks read the indices on the host; a caller whose inputs are valid by construction (the
+                estimator) passes False, and then nothing in the forward waits for the device (tested with
+                :func:`acr_pose_core.host_sync.forbid_host_sync`), as CUDA graphs require.
         """
         B, N, _ = points.shape
         if rgb.shape[0] != B or choose.shape != (B, N) or category.shape != (B,) or prior.shape[0] != B:
@@ -90,12 +95,12 @@ class Reconstructor(nn.Module):
             )
         if prior.shape[1] != self.config.prior_points:
             raise ValueError(f"prior has {prior.shape[1]} points, the model expects {self.config.prior_points}")
-        f_img = gather_pixels(self.image_encoder(rgb), choose)  # (B, N, C)
+        f_img = gather_pixels(self.image_encoder(rgb), choose, check_inputs)  # (B, N, C)
         f_p = self.point_encoder(points)  # (B, N, C)
         f_c = self.prior_encoder(prior)  # (B, M, C)
         f_d, f_a = self.rrm(f_p, f_img, f_c)  # (B, M, C), (B, N, C)
-        deformation = self.deformation_head(f_d, category)  # (B, M, 3)
-        logits = self.assignment_head(f_a, category)  # (B, N, M)
+        deformation = self.deformation_head(f_d, category, check_inputs)  # (B, M, 3)
+        logits = self.assignment_head(f_a, category, check_inputs)  # (B, N, M)
         with full_precision_region(points):  # the outputs in full precision, also under autocast
             logits, deformation = full_precision(logits), full_precision(deformation)
             assignment = torch.softmax(logits, dim=-1)  # (B, N, M)
