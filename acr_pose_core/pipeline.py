@@ -60,6 +60,9 @@ __all__ = [
 MIN_POINTS = 32
 """Fewest object pixels with depth an object needs (SPD's evaluation skips objects with fewer than 32)."""
 
+PRECISIONS = ("float32", "bfloat16")
+"""The Reconstructor's precisions the estimator offers (``PoseEstimator(precision=...)``)."""
+
 
 def choose_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"``: CUDA when available, else CPU; anything else as torch reads it."""
@@ -282,6 +285,9 @@ class PoseEstimator:
             ransac_umeyama` with ``chunk_size=None, solver="quaternion"``), so that :meth:`device_step` never waits
             for the device; the same poses to about 1e-10. None: on for every device but the CPU, where the early
             stop between chunks saves work.
+        precision: ``"float32"``, or ``"bfloat16"`` to run the Reconstructor's layers under bf16 autocast (the
+            geometry, the graphs and the outputs stay float32, :mod:`acr_pose_core.models.precision`); what it
+            costs in accuracy is measured by ``benchmarks/precision.py``.
 
     Example::
 
@@ -299,6 +305,7 @@ class PoseEstimator:
         min_points: int = MIN_POINTS,
         seed: int = 0,
         sync_free: bool | None = None,
+        precision: Literal["float32", "bfloat16"] = "float32",
     ) -> None:
         if min_points < 3:
             raise ValueError(f"min_points must be at least 3 (a similarity needs three points), got {min_points}")
@@ -314,6 +321,9 @@ class PoseEstimator:
         self.min_points = int(min_points)
         self.seed = int(seed)
         self.sync_free = self.device.type != "cpu" if sync_free is None else bool(sync_free)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.precision = precision
 
     def inputs(self, frame: CheckedFrame, detections: Detections) -> list[InstanceInputs]:
         """Each detected object's model inputs (the Dataset's function, with the frame's depth units)."""
@@ -395,6 +405,20 @@ class PoseEstimator:
             image_size=frame.image_size,
         )
 
+    def batch(
+        self, objects: list[InstanceInputs], class_ids: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The objects' inputs as one batch on the estimator's device: ``points (B, N, 3)`` float32 metres,
+        ``rgb (B, 3, S, S)`` normalised, ``choose (B, N)``, ``category (B,)`` 0..5 from ``class_ids (B,)`` 1..6, and
+        ``num_valid (B,)`` (the distinct points come first)."""
+        dev, N = self.device, self.config.num_points
+        points = torch.from_numpy(np.stack([o.points for o in objects]).astype(np.float32)).to(dev)  # (B, N, 3) m
+        rgb = torch.from_numpy(np.stack([normalise_crop(o.rgb) for o in objects])).to(dev)  # (B, 3, S, S)
+        choose = torch.from_numpy(np.stack([o.choose for o in objects])).to(dev)  # (B, N)
+        category = torch.from_numpy(np.asarray(class_ids) - 1).to(dev)  # (B,) 0..5
+        num_valid = torch.tensor([min(o.num_valid, N) for o in objects], device=dev)
+        return points, rgb, choose, category, num_valid
+
     def device_step(
         self,
         points: torch.Tensor,
@@ -403,30 +427,36 @@ class PoseEstimator:
         category: torch.Tensor,
         num_valid: torch.Tensor,
     ) -> tuple[ReconstructorOutput, ObjectPoses]:
-        """The Reconstructor and RANSAC-Umeyama on tensors already on the estimator's device (shapes as
-        :meth:`Reconstructor.forward`; ``num_valid (B,)`` distinct points per object). The inputs are valid by
-        construction (:meth:`inputs`, checked detections), so the forward's host-side index checks are skipped;
-        with ``sync_free`` the alignment runs in one chunk with quaternion fits, and nothing here waits for the
-        device (tested on the CPU with :func:`acr_pose_core.host_sync.forbid_host_sync`)."""
+        """:meth:`reconstruct` then :meth:`align`, on tensors already on the estimator's device. With ``sync_free``
+        nothing here waits for the device (tested on the CPU with :func:`acr_pose_core.host_sync.forbid_host_sync`).
+        """
+        out = self.reconstruct(points, rgb, choose, category)
+        return out, self.align(out, points, num_valid)
+
+    def reconstruct(
+        self, points: torch.Tensor, rgb: torch.Tensor, choose: torch.Tensor, category: torch.Tensor
+    ) -> ReconstructorOutput:
+        """The Reconstructor on one batch (shapes as :meth:`Reconstructor.forward`), in the estimator's precision.
+        The inputs are valid by construction (:meth:`inputs`, checked detections), so the forward's host-side index
+        checks are skipped."""
         prior = self._priors[category]  # (B, M, 3)
-        out = self.reconstructor(points, rgb, choose, category, prior, check_inputs=False)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
+            return self.reconstructor(points, rgb, choose, category, prior, check_inputs=False)
+
+    def align(self, out: ReconstructorOutput, points: torch.Tensor, num_valid: torch.Tensor) -> ObjectPoses:
+        """RANSAC-Umeyama of the reconstruction on the observed ``points (B, N, 3)`` (metres), the first
+        ``num_valid[b]`` points of object ``b`` used: with ``sync_free`` in one chunk with quaternion fits (no host
+        synchronisation), else in chunks with SVD fits (the early stop reads the device between chunks)."""
         if self.sync_free:
-            return out, poses_from_nocs(out.nocs, points, num_valid, self.seed, chunk_size=None, solver="quaternion")
-        return out, poses_from_nocs(out.nocs, points, num_valid, self.seed, chunk_size=16, solver="svd")
+            return poses_from_nocs(out.nocs, points, num_valid, self.seed, chunk_size=None, solver="quaternion")
+        return poses_from_nocs(out.nocs, points, num_valid, self.seed, chunk_size=16, solver="svd")
 
     def _reconstruct(
         self, masks: Detections, objects: list[InstanceInputs], index: list[int], dropped: dict[int, str]
     ) -> dict[int, ObjectPose]:
         """One Reconstructor batch and one RANSAC-Umeyama call for ``objects`` (detections ``index``)."""
-        dev = self.device
         class_ids = masks.class_ids[index]  # (B,)
-        points = torch.from_numpy(np.stack([o.points for o in objects]).astype(np.float32)).to(dev)  # (B, N, 3) m
-        rgb = torch.from_numpy(np.stack([normalise_crop(o.rgb) for o in objects])).to(dev)  # (B, 3, S, S)
-        choose = torch.from_numpy(np.stack([o.choose for o in objects])).to(dev)  # (B, N)
-        category = torch.from_numpy(class_ids - 1).to(dev)  # (B,) 0..5
-        N = self.config.num_points
-        num_valid = torch.tensor([min(o.num_valid, N) for o in objects], device=dev)  # distinct points first
-        out, fit = self.device_step(points, rgb, choose, category, num_valid)
+        out, fit = self.device_step(*self.batch(objects, class_ids))
         sRT = fit.sRT.cpu().numpy()  # (B, 4, 4) float64: the frame's one wait for the device
         size_nocs = out.size.double().cpu().numpy()  # (B, 3)
         valid = fit.valid.cpu().numpy()

@@ -3,7 +3,10 @@
 The shipped default model folder (or ``--model``) on generated 640×480 frames of the camera profile (test-split
 instances): per frame, the segmenter (when the folder has one), the model inputs, the Reconstructor batch and the
 batched RANSAC-Umeyama, timed together by ``PoseEstimator.estimate`` with the segmenter's masks and with the true
-masks (no segmenter). Median and 90th percentile over the frames, after one warm-up frame.
+masks (no segmenter). Median and 90th percentile over the frames, after one warm-up frame. Then the same frames
+stage by stage, through the estimator's own steps (each followed by a device synchronisation on a GPU): frame
+checks, segmenter, model inputs (crops, back-projection, sampling), the batch on the device, the Reconstructor,
+the alignment; medians in milliseconds.
 
 Usage::
 
@@ -23,7 +26,42 @@ from _report import write_result  # benchmarks/_report.py (run as python benchma
 
 from acr_pose_core.data.generate import GenerateConfig, scene_frame
 from acr_pose_core.detection import detections_from_frame
-from acr_pose_core.pipeline import PoseEstimator
+from acr_pose_core.pipeline import PoseEstimator, check_frame
+
+
+def stage_times(estimator: PoseEstimator, frames: list, device: str) -> dict[str, float]:
+    """Median milliseconds of each step of ``estimate`` over ``frames[1:]`` (frame 0 warms up)."""
+    times: dict[str, list[float]] = {}
+
+    def step(name: str, fn):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        value = fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.setdefault(name, []).append(1e3 * (time.perf_counter() - start))
+        return value
+
+    with torch.no_grad():
+        for i, frame in enumerate(frames):
+            checked = step("frame checks", lambda f=frame: check_frame(f.color, f.depth, f.label.intrinsics))
+            if estimator.mask_source is not None:
+                masks = step(
+                    "segmenter",
+                    lambda c=checked: estimator.mask_source(c.rgb, c.depth_metres, c.intrinsics),
+                )
+            else:
+                masks = detections_from_frame(frame)
+            if not len(masks):
+                continue
+            objects = step("model inputs", lambda c=checked, m=masks: estimator.inputs(c, m))
+            batch = step("batch to device", lambda o=objects, m=masks: estimator.batch(o, m.class_ids))
+            out = step("reconstructor", lambda b=batch: estimator.reconstruct(*b[:4]))
+            step("alignment", lambda b=batch, o=out: estimator.align(o, b[0], b[4]).sRT.cpu())
+            if i == 0:
+                times.clear()
+    return {name: float(np.median(ms)) for name, ms in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,8 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'masks':<12} {'median (s)':>10} {'p90 (s)':>8} {'objects/frame':>14}")
     for mode, row in rows.items():
         print(f"{mode:<12} {row['median_s']:>10.3f} {row['p90_s']:>8.3f} {row['objects_per_frame']:>14.1f}")
+    stages = stage_times(estimator, frames, args.device)
+    print("\nstages (median ms): " + ", ".join(f"{name} {ms:.1f}" for name, ms in stages.items()))
     write_result(args.out, {"model": str(estimator.model.path), "device": args.device,
-                            "threads": torch.get_num_threads(), "rows": rows})  # fmt: skip
+                            "threads": torch.get_num_threads(), "rows": rows, "stages_ms": stages})  # fmt: skip
     return 0
 
 

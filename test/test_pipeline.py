@@ -113,15 +113,7 @@ def test_the_sync_free_device_step_reads_nothing_on_the_host_and_gives_the_same_
     slow = PoseEstimator(tiny_folder, "cpu")
     assert fast.sync_free and not slow.sync_free
     checked = check_frame(frame.color, frame.depth, camera)
-    objects = fast.inputs(checked, detections)
-    N = fast.config.num_points
-    tensors = (
-        torch.from_numpy(np.stack([o.points for o in objects]).astype(np.float32)),
-        torch.from_numpy(np.stack([normalise_crop(o.rgb) for o in objects])),
-        torch.from_numpy(np.stack([o.choose for o in objects])),
-        torch.from_numpy(detections.class_ids - 1),
-        torch.tensor([min(o.num_valid, N) for o in objects]),
-    )
+    tensors = fast.batch(fast.inputs(checked, detections), detections.class_ids)
     with torch.no_grad():
         with forbid_host_sync():
             out, fit = fast.device_step(*tensors)

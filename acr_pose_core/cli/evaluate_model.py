@@ -36,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--max-frames", type=int, help="only the first N frames (sorted by path)")
     parser.add_argument("--device", default="auto", help="torch device (default auto)")
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="the Reconstructor's layers in float32 (default) or under bf16 autocast",
+    )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
 
 
@@ -49,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError(f"--max-frames must be at least 1, got {args.max_frames}")
-    estimator = PoseEstimator(args.model, device=args.device)
+    estimator = PoseEstimator(args.model, device=args.device, precision=args.precision)
     summary = evaluate_model(estimator, args.data, args.masks, args.out, args.max_frames, not args.no_plots)
     print(summary["table"])
     print(
