@@ -148,6 +148,13 @@ def test_segmenter_builds_both_backbones_and_returns_detections():
     assert len(Segmenter(build_segmenter(strict), strict)(image)) == 0  # nothing found: an empty result
     with pytest.raises(ValueError, match="anchor_sizes"):
         SegmenterConfig(backbone="resnet50")
+    # the proposals kept at inference are the configuration's; training keeps torchvision's 2,000
+    few = SegmenterConfig(**{**anything.__dict__, "test_proposals": 20, "max_detections": 20})
+    rpn = build_segmenter(few).eval().rpn
+    assert rpn.pre_nms_top_n() == rpn.post_nms_top_n() == 20
+    assert rpn.train().post_nms_top_n() == 2000
+    with pytest.raises(ValueError, match="test_proposals"):
+        SegmenterConfig(test_proposals=10, max_detections=20)
 
 
 def tiny_detector(frames: Path, *overrides: str):
