@@ -19,7 +19,7 @@ Two solvers give the same transform (to rounding; the tests compare them in floa
   ``S = diag(1, 1, sign det(U Vᵀ))``. torch's SVD synchronises a CUDA device with the host on every call.
 - ``"quaternion"``: Horn's closed form (JOSA A 4(4), 1987): ``R`` is the rotation of the unit quaternion that is the
   top eigenvector of a symmetric 4×4 matrix ``K`` built from the cross-covariance, found by a fixed number of
-  cyclic Jacobi sweeps (:func:`jacobi_eigh`): elementwise work and 4×4 products only, so nothing waits for the host
+  cyclic Jacobi sweeps (:func:`jacobi_eigh`): elementwise work only, so nothing waits for the host
   and the shapes never change (CUDA graphs, RANSAC on a GPU). ``K``'s eigenvalues, sorted ``λ1 ≥ … ≥ λ4``, are
   ``±σ1 ± σ2 ± dσ3`` (``σ`` the singular values of the cross-covariance, ``d = sign det``), so
   ``tr(D S) = λ1``, ``σ1 = (λ1 + λ2)/2`` and ``σ2 = (λ1 + λ3)/2`` feed the same scale and degeneracy test.
