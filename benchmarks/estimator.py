@@ -10,8 +10,8 @@ the alignment; medians in milliseconds.
 
 Usage::
 
-    python benchmarks/estimator.py [--model DIR] [--device cpu|cuda] [--frames 10] [--threads N]
-                                   [--out benchmarks/results/estimator.json]
+    python benchmarks/estimator.py [--model DIR] [--device cpu|cuda] [--frames 10] [--threads N] [--data DIR]
+                                   [--precision float32|bfloat16] [--out benchmarks/results/estimator.json]
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from _report import write_result  # benchmarks/_report.py (run as python benchmarks/NAME.py)
 
-from acr_pose_core.data.generate import GenerateConfig, scene_frame
+from acr_pose_core.data import nocs_format
 from acr_pose_core.detection import detections_from_frame
-from acr_pose_core.pipeline import PoseEstimator, check_frame
+from acr_pose_core.pipeline import PRECISIONS, PoseEstimator, check_frame
 
 
 def stage_times(estimator: PoseEstimator, frames: list, device: str) -> dict[str, float]:
@@ -70,12 +70,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--frames", type=int, default=10)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="read the frames from this folder of NOCS-format frames with labels (the first FRAMES + 1 by path) "
+        "instead of rendering them (rendering needs trimesh and embreex, which a GPU machine may lack)",
+    )
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/estimator.json"))
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    estimator = PoseEstimator(args.model, device=args.device)
-    frames = [scene_frame(GenerateConfig(out=Path("."), split="test", seed=s)) for s in range(args.frames + 1)]
+    estimator = PoseEstimator(args.model, device=args.device, precision=args.precision)
+    if args.data is not None:
+        prefixes = nocs_format.list_frames(args.data)[: args.frames + 1]
+        if len(prefixes) < 2:
+            raise SystemExit(f"{args.data}: fewer than 2 NOCS-format frames")
+        frames = [nocs_format.read_frame(prefix, with_coord=False) for prefix in prefixes]
+    else:
+        from acr_pose_core.data.generate import GenerateConfig, scene_frame  # needs trimesh and embreex
+
+        frames = [scene_frame(GenerateConfig(out=Path("."), split="test", seed=s)) for s in range(args.frames + 1)]
     rows = {}
     modes = (["segmenter"] if estimator.mask_source is not None else []) + ["true masks"]
     for mode in modes:
@@ -98,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{mode:<12} {row['median_s']:>10.3f} {row['p90_s']:>8.3f} {row['objects_per_frame']:>14.1f}")
     stages = stage_times(estimator, frames, args.device)
     print("\nstages (median ms): " + ", ".join(f"{name} {ms:.1f}" for name, ms in stages.items()))
-    write_result(args.out, {"model": str(estimator.model.path), "device": args.device,
-                            "threads": torch.get_num_threads(), "rows": rows, "stages_ms": stages})  # fmt: skip
+    write_result(args.out, {"model": str(estimator.model.path), "device": args.device, "precision": args.precision,
+                            "frames_from": str(args.data or "rendered"), "threads": torch.get_num_threads(),
+                            "rows": rows, "stages_ms": stages})  # fmt: skip
     return 0
 
 

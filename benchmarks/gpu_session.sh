@@ -1,29 +1,40 @@
 #!/usr/bin/env bash
-# Every GPU figure of the speed work in one call, for a lent GPU machine (the device tool gives a few minutes, once):
+# Every GPU figure of the speed work in one call, for a lent GPU machine (the device tool gives a few minutes, once).
 #
-#   bash benchmarks/gpu_session.sh          # results into $OUT (the device tool's folder) or benchmarks/results/
+# Prepare here (the GPU machine cannot render: it has no trimesh or embreex), then run there with the frames carried:
 #
-# Needs only torch and numpy (the machine's own): the model benchmark (forward, the sync-free path, RANSAC alone,
-# the forward as a CUDA graph, training throughput at batch 96) and the k-NN searches; the frame benchmark too
-# where opencv and scipy import (the default model folder is committed). Each step has its own time limit, so one
-# that hangs does not cost the others; about 6 minutes in all on an H100/H200 (an estimate: not yet run).
+#   .venv/bin/acr-pose generate --out data/gpu_frames --split test --frames 21 --frames-per-scene 3 --seed 7
+#   device run: command "bash benchmarks/gpu_session.sh", carry ["data/gpu_frames"]  (5.7 MB)
+#
+# Results go to $OUT (the device tool's folder) or benchmarks/results/. Needs only what that machine has (torch,
+# torchvision, numpy, opencv, scipy, safetensors; the default model folder is committed): the model benchmark
+# (forward, the sync-free path, RANSAC alone, host reads, the forward as a CUDA graph, training throughput at batch
+# 96), the k-NN searches, and on the carried frames the per-frame breakdown in float32 and bf16 and bf16's accuracy
+# against float32. Each step has its own time limit, so one that hangs does not cost the others; about 7 minutes in
+# all on an H100/H200 (an estimate: not yet run).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out="${OUT:-benchmarks/results}"
+frames="data/gpu_frames/test"
 mkdir -p "$out"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+log="$out/session.log"  # one log and five JSON files: the device tool brings back at most 8 files
 step() {
     local limit="$1" name="$2"
     shift 2
-    echo "== $name (limit ${limit} s)"
-    timeout "$limit" "$@" 2>&1 | tee "$out/$name.log"
-    echo "== $name: exit ${PIPESTATUS[0]}"
+    echo "== $name (limit ${limit} s)" | tee -a "$log"
+    timeout "$limit" "$@" 2>&1 | tee -a "$log"
+    echo "== $name: exit ${PIPESTATUS[0]}" | tee -a "$log"
 }
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$out/gpu.txt"
-step 240 model python benchmarks/model.py --device cuda --out "$out/model_cuda.json"
-step 90 knn python benchmarks/knn.py --out "$out/knn_cuda.json"
-if python -c "import cv2, scipy" 2>/dev/null; then
-    step 120 estimator python benchmarks/estimator.py --device cuda --frames 20 --out "$out/estimator_cuda.json"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee -a "$log"
+step 200 model python3 benchmarks/model.py --device cuda --out "$out/model_cuda.json"
+step 60 knn python3 benchmarks/knn.py --out "$out/knn_cuda.json"
+if [[ -d "$frames" ]]; then
+    for precision in float32 bfloat16; do
+        step 60 "estimator_$precision" python3 benchmarks/estimator.py --device cuda --data "$frames" --frames 20 \
+            --precision "$precision" --out "$out/estimator_cuda_$precision.json"
+    done
+    step 90 precision python3 benchmarks/precision.py --device cuda --data "$frames" --out "$out/precision_cuda.json"
 else
-    echo "== estimator: skipped (opencv-python-headless and scipy are not installed here)"
+    echo "== estimator, precision: skipped ($frames was not carried; see the top of this script)"
 fi
