@@ -5,7 +5,9 @@ configuration: 1024 points, 192×192 crops, with augmentation), in one process a
 ``--workers`` worker processes. Training at the H100 target of 1,000 samples a second needs the loader to keep up:
 the table says how many workers that takes at the measured per-process rate.
 
-Each item reads its whole frame (colour, depth, mask and coordinate PNGs), so the rate is set by PNG decoding.
+Each item reads its whole frame (colour, depth, mask and coordinate PNGs), so the rate is set by PNG decoding. Two
+orders of the training sampler (``RatioSampler``): random, as training draws by default, and grouped by frame
+(``group_by_frame``), where the dataset's frame cache decodes each frame once for all its objects.
 
 Usage::
 
@@ -25,13 +27,14 @@ from pathlib import Path
 
 import torch
 from _report import write_result  # benchmarks/_report.py (run as python benchmarks/NAME.py)
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import ConcatDataset, DataLoader, Subset
 
-from acr_pose_core.data.dataset import DatasetConfig, PoseDataset
+from acr_pose_core.data.dataset import DatasetConfig, PoseDataset, RatioSampler
 from acr_pose_core.data.priors import load_priors
 from acr_pose_core.threads import worker_init_fn
 
 TARGET_SAMPLES_PER_S = 1000.0
+BATCH = 32
 
 
 def _rate(dataset, items: int, workers: int, batch: int) -> float:
@@ -67,24 +70,38 @@ def main(argv: list[str] | None = None) -> int:
         dataset = PoseDataset(root, priors, config)
         if len(dataset) == 0:
             raise SystemExit(f"{root}: no instances")
-        # repeat the instances to have enough items to time (the frames are read again each time, as in training)
-        index = [i % len(dataset) for i in range(args.items + 8)]
-        data = Subset(dataset, index)
-        one = _rate(data, args.items, workers=0, batch=8)
-        many = _rate(data, args.items, workers=args.workers, batch=8) if args.workers > 0 else math.nan
+        # two epoch orders of the training sampler, a batch-size worth of warm-up plus the items to time
+        orders = {}
+        for grouped in (False, True):
+            sampler = RatioSampler(ConcatDataset([dataset]), [1.0], args.items + BATCH, group_by_frame=grouped)
+            orders["grouped by frame" if grouped else "random"] = sampler.epoch_indices().tolist()
+        rates = {}
+        for name, index in orders.items():
+            data = Subset(dataset, index)
+            one = _rate(data, args.items, workers=0, batch=BATCH)
+            many = _rate(data, args.items, workers=args.workers, batch=BATCH) if args.workers > 0 else math.nan
+            rates[name] = {"items_per_s_one_process": one, "items_per_s_with_workers": many,
+                           "workers_for_1000_per_s": math.ceil(TARGET_SAMPLES_PER_S / one)}  # fmt: skip
 
     rows = {
         "data": str(args.data) if args.data else "16 rendered camera-profile frames",
         "instances": len(dataset),
-        "items_per_s_one_process": one,
+        "frames": len(dataset.frame_groups()),
         "workers": args.workers,
-        "items_per_s_with_workers": many,
-        "workers_for_1000_per_s": math.ceil(TARGET_SAMPLES_PER_S / one),
+        "batch": BATCH,
+        "orders": rates,
     }
-    print(f"PoseDataset, paper sizes (1024 points, 192x192 crops, augmentation), {len(dataset)} instances")
-    print(f"  one process: {one:.1f} items/s ({1e3 / one:.1f} ms an item)")
-    print(f"  DataLoader with {args.workers} workers: {many:.1f} items/s")
-    print(f"  workers needed for {TARGET_SAMPLES_PER_S:.0f} samples/s at this rate: {rows['workers_for_1000_per_s']}")
+    print(
+        f"PoseDataset, paper sizes (1024 points, 192x192 crops, augmentation), {len(dataset)} instances in "
+        f"{rows['frames']} frames, batches of {BATCH}"
+    )
+    print(f"{'order':<18} {'1 process':>10} {'ms/item':>8} {f'{args.workers} workers':>10} {'workers for 1000/s':>19}")
+    for name, r in rates.items():
+        one = r["items_per_s_one_process"]
+        print(
+            f"{name:<18} {one:>10.1f} {1e3 / one:>8.1f} {r['items_per_s_with_workers']:>10.1f} "
+            f"{r['workers_for_1000_per_s']:>19}"
+        )
     write_result(args.out, rows)
     return 0
 

@@ -9,16 +9,16 @@
 # Results go to $OUT (the device tool's folder) or benchmarks/results/. Needs only what that machine has (torch,
 # torchvision, numpy, opencv, scipy, safetensors; the default model folder is committed): the model benchmark
 # (forward, the sync-free path, RANSAC alone, host reads, the forward as a CUDA graph, training throughput at batch
-# 96), the k-NN searches, and on the carried frames the per-frame breakdown in float32 and bf16 and bf16's accuracy
-# against float32. Each step has its own time limit, so one that hangs does not cost the others; about 7 minutes in
-# all on an H100/H200 (an estimate: not yet run).
+# 96), the k-NN searches, and on the carried frames the per-frame breakdown in float32 and bf16, bf16's accuracy
+# against float32, and the training loader's rate with 12 workers in both orders. Each step has its own time limit,
+# so one that hangs does not cost the others; about 8 minutes in all on an H100/H200 (an estimate: not yet run).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out="${OUT:-benchmarks/results}"
 frames="data/gpu_frames/test"
 mkdir -p "$out"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-log="$out/session.log"  # one log and five JSON files: the device tool brings back at most 8 files
+log="$out/session.log"  # one log and six JSON files: the device tool brings back at most 8 files
 step() {
     local limit="$1" name="$2"
     shift 2
@@ -35,6 +35,7 @@ if [[ -d "$frames" ]]; then
             --precision "$precision" --out "$out/estimator_cuda_$precision.json"
     done
     step 90 precision python3 benchmarks/precision.py --device cuda --data "$frames" --out "$out/precision_cuda.json"
+    step 90 data python3 benchmarks/data.py --data "$frames" --items 512 --workers 12 --out "$out/data_gpu_machine.json"
 else
     echo "== estimator, precision: skipped ($frames was not carried; see the top of this script)"
 fi

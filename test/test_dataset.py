@@ -556,6 +556,70 @@ def test_ratio_sampler_shares_uniformity_and_determinism():
         RatioSampler(ConcatDataset([a, Stub(0)]), (1, 1), 10)
 
 
+class GroupedStub(Stub):
+    """Items in frames of sizes ``sizes``, listed frame by frame as PoseDataset lists them."""
+
+    def __init__(self, sizes: list[int]) -> None:
+        super().__init__(sum(sizes))
+        self.sizes = sizes
+
+    def frame_groups(self) -> list[np.ndarray]:
+        ends = np.cumsum(self.sizes)
+        return [np.arange(e - n, e) for n, e in zip(self.sizes, ends, strict=True)]
+
+
+def test_ratio_sampler_grouped_by_frame_keeps_frames_whole_counts_and_determinism():
+    a, b = GroupedStub([3, 1, 4, 2, 3]), Stub(7)  # 13 items in 5 frames; b has no frames: each item its own
+    data = ConcatDataset([a, b])
+    sampler = RatioSampler(data, (13, 7), 20, seed=4, group_by_frame=True)
+    first = list(sampler)
+    assert sorted(first) == list(range(20)) and sampler.counts == [13, 7]  # one epoch: every item once
+    for group in a.frame_groups():  # each frame's items in one run, in their order
+        at = first.index(int(group[0]))
+        assert first[at : at + len(group)] == group.tolist()
+    assert first != sorted(first)  # and the frames shuffled, not in index order
+    assert list(sampler) == first
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+    # a count that is not a whole number of frames: permutations of the frames, the last one cut
+    many = RatioSampler(ConcatDataset([a]), (1,), 30, seed=0, group_by_frame=True).epoch_indices()
+    assert len(many) == 30 and set(np.bincount(many, minlength=13).tolist()) <= {2, 3}
+    # replicas take contiguous shares of one draw, of equal length
+    whole = RatioSampler(data, (13, 7), 20, seed=4, group_by_frame=True)
+    parts = [list(RatioSampler(data, (13, 7), 20, seed=4, num_replicas=2, rank=r, group_by_frame=True)) for r in (0, 1)]
+    assert len(parts[0]) == len(parts[1]) == 10
+    assert parts[0] + parts[1] == whole.epoch_indices().tolist()
+
+
+def test_frame_cache_gives_the_same_items_and_decodes_a_frame_once(root, priors, monkeypatch):
+    from acr_pose_core.data import nocs_format
+
+    config = DatasetConfig(augment=True, num_points=256)
+    uncached = PoseDataset(root, priors, config, seed=2, frame_cache=0)
+    cached = PoseDataset(root, priors, config, seed=2, frame_cache=2)
+    groups = cached.frame_groups()
+    assert [g.tolist() for g in groups] == [
+        [i for i, ref in enumerate(cached.instances) if ref.prefix == prefix]
+        for prefix in dict.fromkeys(ref.prefix for ref in cached.instances)
+    ]
+    reads = []
+    real = nocs_format.read_frame
+    monkeypatch.setattr(nocs_format, "read_frame", lambda *a, **k: reads.append(a[0]) or real(*a, **k))
+    order = [*groups[0].tolist(), *groups[1].tolist(), *groups[0].tolist(), *groups[2].tolist(), *groups[0].tolist()]
+    for i in order:
+        expected, got = uncached[i], cached[i]
+        for key, value in expected.items():
+            assert torch.equal(value, got[key]) if torch.is_tensor(value) else value == got[key], (i, key)
+    p0, p1, p2 = (cached.instances[int(g[0])].prefix for g in groups[:3])
+    # uncached: one read per item; cached (2 frames kept, the last used kept longest): each frame once
+    n0, n1, n2 = (len(g) for g in groups[:3])
+    assert (reads.count(p0), reads.count(p1), reads.count(p2)) == (3 * n0 + 1, n1 + 1, n2 + 1)
+    cached[int(groups[1][0])]  # frame 1 was pushed out by frames 0 and 2: read again
+    assert reads.count(p1) == n1 + 2
+    with pytest.raises(ValueError, match="frame_cache"):
+        PoseDataset(root, priors, frame_cache=-1)
+
+
 def test_mixed_pose_datasets_load_in_batches(root, priors, plain):
     other = PoseDataset(root, priors, DatasetConfig(augment=True))
     data, sampler = mixed([plain, other], (3, 1), 8, seed=0)

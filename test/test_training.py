@@ -254,6 +254,18 @@ def test_bf16_autocast_training_steps_on_cpu(data, tmp_path):
     np.testing.assert_allclose(runs[True], runs[False], rtol=0.05)
 
 
+def test_group_by_frame_reaches_the_sampler_and_trains(data, tmp_path):
+    config = tiny(data, "val=[]", "samples_per_epoch=12", "batch_size=4", "group_by_frame=true")
+    trainer = Trainer(config, tmp_path / "run", progress=False, max_steps=1)
+    assert trainer.sampler.group_by_frame
+    source = trainer.train_data.datasets[0]
+    assert len(source) > 12  # fewer samples than instances: each frame at most once in the epoch
+    prefixes = [source.instances[i].prefix for i in trainer.sampler.epoch_indices()]
+    runs = [p for k, p in enumerate(prefixes) if k == 0 or p != prefixes[k - 1]]
+    assert len(runs) == len(set(runs)) > 1  # each frame's items in one run
+    assert np.isfinite(trainer.run()["history"][-1]["total"])
+
+
 def test_ablation_rows_add_the_designs_one_by_one():
     from acr_pose_core.training.ablation import ROWS
 

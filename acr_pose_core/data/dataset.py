@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -295,7 +296,12 @@ class PoseDataset(Dataset):
     or taller than 440 pixels (``"broken_frame"``), instances whose label's ``info["depth_pixels"]`` counts fewer than
     ``min_depth_pixels`` valid depth pixels (``"few_depth_pixels"``; labels without that count, e.g. SPD's, which its
     preprocessing already filtered, keep every instance), and instances of ``exclude_models`` (``"excluded_model"``).
-    Each item reads its frame once with :func:`~acr_pose_core.data.nocs_format.read_frame`; nothing is cached on disk.
+    Each item reads its frame with :func:`~acr_pose_core.data.nocs_format.read_frame` (and the NOCS map with
+    :func:`~acr_pose_core.data.nocs_format.read_coord_rgb`); nothing is cached on disk. The last ``frame_cache``
+    frames read are kept decoded in memory (per process: each DataLoader worker has its own), so consecutive items
+    of one frame decode its PNGs once: that pays when the sampler keeps a frame's items together
+    (``RatioSampler(group_by_frame=True)``); in a random order it costs a few MB and saves nothing. An item's
+    content does not depend on the cache (tested).
 
     Args:
         root: folder searched recursively for frames, e.g. ``<out>/train`` (ours), ``CAMERA/train``, ``Real/test``.
@@ -311,6 +317,7 @@ class PoseDataset(Dataset):
             coordinates become ``s0·(nocs + T0)`` as in SPD, whose mug models and labels live in that frame; every
             indexed mug must be listed.
         exclude_models: model ids to leave out (e.g. ``nocs_format.SPD_EXCLUDED_MODELS``).
+        frame_cache: decoded frames kept per process (0: none; each 640×480 frame is about 2.8 MB).
 
     Raises:
         NocsFormatError: ``root`` is not a folder or holds no frame or no usable instance, the models file is
@@ -330,8 +337,13 @@ class PoseDataset(Dataset):
         composed_depth: Path | None = None,
         mug_meta: Path | Mapping[str, Any] | None = None,
         exclude_models: Sequence[str] = (),
+        frame_cache: int = 4,
     ) -> None:
         self.root = Path(root)
+        if int(frame_cache) < 0:
+            raise ValueError(f"frame_cache must be >= 0, got {frame_cache}")
+        self.frame_cache = int(frame_cache)
+        self._frames: OrderedDict[Path, tuple[nocs_format.Frame, np.ndarray]] = OrderedDict()  # newest last
         self.config = config if config is not None else DatasetConfig()
         if int(seed) < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
@@ -416,6 +428,26 @@ class PoseDataset(Dataset):
     def __len__(self) -> int:
         return len(self.instances)
 
+    def frame_groups(self) -> list[np.ndarray]:
+        """The item indices of each frame, frame by frame (an item's frame is ``instances[i].prefix``; the index
+        lists a frame's instances together)."""
+        prefixes = [ref.prefix for ref in self.instances]
+        starts = [i for i in range(len(prefixes)) if i == 0 or prefixes[i] != prefixes[i - 1]]
+        return [np.arange(a, b) for a, b in zip(starts, [*starts[1:], len(prefixes)], strict=True)]
+
+    def _read(self, prefix: Path) -> tuple[nocs_format.Frame, np.ndarray]:
+        """The frame without its decoded NOCS map, and the map as stored (H, W, 3) uint8; from the cache if there."""
+        if prefix in self._frames:
+            self._frames.move_to_end(prefix)
+            return self._frames[prefix]
+        frame = nocs_format.read_frame(prefix, composed_depth=self.composed_depth, with_coord=False)
+        entry = (frame, nocs_format.read_coord_rgb(prefix, frame.image_size))
+        if self.frame_cache:
+            self._frames[prefix] = entry
+            while len(self._frames) > self.frame_cache:
+                self._frames.popitem(last=False)
+        return entry
+
     def set_epoch(self, epoch: int) -> None:
         """Select the random stream of the coming epoch (augmentation and point sampling)."""
         if int(epoch) < 0:
@@ -436,7 +468,7 @@ class PoseDataset(Dataset):
         ref = self.instances[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
 
-        frame = nocs_format.read_frame(ref.prefix, composed_depth=self.composed_depth, with_coord=False)
+        frame, coord_rgb = self._read(ref.prefix)  # shared with the frame's other items: never modified here
         labels = [] if frame.label is None else [i for i in frame.label.instances if i.inst_id == ref.inst_id]
         inst = labels[0] if labels else None
         if inst is None or inst.class_id != ref.class_id or inst.model_id != ref.model_id:
@@ -445,7 +477,7 @@ class PoseDataset(Dataset):
         camera = CameraIntrinsics.from_matrix(frame.label.intrinsics, width, height)
         obj = instance_inputs(frame.color, frame.depth, frame.mask == ref.inst_id, inst.bbox, camera, N, S, rng)
         points, rgb, choose, num_valid = obj.points, obj.rgb, obj.choose, obj.num_valid  # (N, 3) m, (S, S, 3), (N,)
-        nocs = nocs_format.read_coord_at(ref.prefix, obj.rows, obj.cols, frame.image_size).astype(np.float64)
+        nocs = nocs_format.decode_coord(coord_rgb[obj.rows, obj.cols][None])[0].astype(np.float64)  # (N, 3)
         if num_valid == 0:
             nocs[:] = 0.0
 
@@ -519,6 +551,13 @@ class RatioSampler(Sampler[int]):
     ``num_replicas``-th index of the shared draw, so together they see exactly that draw.
 
     :meth:`set_epoch` also calls ``set_epoch`` on every source that has it, so the datasets' augmentation follows.
+
+    ``group_by_frame``: the same counts per source, but drawn and shuffled frame by frame (a source's
+    ``frame_groups()``; each item its own group in a source without one): random permutations of the source's
+    frames, each contributing all its items in a row (the last cut to fill the count exactly), then the frames of all
+    sources shuffled together, and with several replicas each takes one contiguous share instead of every R-th index.
+    A batch then holds about ``batch / items per frame`` frames, and the dataset's frame cache decodes each once;
+    the price is batches of correlated items (same scene, light and camera).
     """
 
     def __init__(
@@ -530,6 +569,7 @@ class RatioSampler(Sampler[int]):
         *,
         num_replicas: int = 1,
         rank: int = 0,
+        group_by_frame: bool = False,
     ) -> None:
         if not isinstance(dataset, ConcatDataset):
             raise TypeError(f"RatioSampler needs a ConcatDataset, got {type(dataset).__name__}")
@@ -557,6 +597,13 @@ class RatioSampler(Sampler[int]):
         self.epoch = 0
         self._sizes = sizes
         self._offsets = [0, *dataset.cumulative_sizes[:-1]]
+        self.group_by_frame = bool(group_by_frame)
+        self._groups = None
+        if self.group_by_frame:
+            self._groups = [
+                d.frame_groups() if hasattr(d, "frame_groups") else [np.array([i]) for i in range(len(d))]
+                for d in dataset.datasets
+            ]
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch's draw, and forward it to the sources' ``set_epoch``."""
@@ -575,6 +622,8 @@ class RatioSampler(Sampler[int]):
     def epoch_indices(self) -> np.ndarray:
         """All replicas' indices of the current epoch, (per_replica · num_replicas,) int64."""
         rng = np.random.default_rng([self.seed, self.epoch])
+        if self._groups is not None:
+            return self._grouped_indices(rng)
         parts = []
         for count, size, offset in zip(self.counts, self._sizes, self._offsets, strict=True):
             if count == 0:
@@ -584,18 +633,39 @@ class RatioSampler(Sampler[int]):
         indices = np.concatenate(parts)
         return indices[rng.permutation(len(indices))]
 
+    def _grouped_indices(self, rng: np.random.Generator) -> np.ndarray:
+        """``epoch_indices`` with ``group_by_frame``: whole frames, shuffled as units."""
+        groups: list[np.ndarray] = []
+        for count, source_groups, offset in zip(self.counts, self._groups, self._offsets, strict=True):
+            taken = 0
+            while taken < count:
+                for g in rng.permutation(len(source_groups)):
+                    items = source_groups[g][: count - taken] + offset
+                    groups.append(items)
+                    taken += len(items)
+                    if taken == count:
+                        break
+        return np.concatenate([groups[g] for g in rng.permutation(len(groups))])
+
     def __iter__(self):
-        return iter(self.epoch_indices()[self.rank :: self.num_replicas].tolist())
+        indices = self.epoch_indices()
+        if self.group_by_frame:  # contiguous shares keep the frames together
+            return iter(indices[self.rank * self.per_replica : (self.rank + 1) * self.per_replica].tolist())
+        return iter(indices[self.rank :: self.num_replicas].tolist())
 
     def __len__(self) -> int:
         return self.per_replica
 
 
 def mixed(
-    datasets: Sequence[Dataset], ratios: Sequence[float], num_samples: int, seed: int = 0
+    datasets: Sequence[Dataset],
+    ratios: Sequence[float],
+    num_samples: int,
+    seed: int = 0,
+    group_by_frame: bool = False,
 ) -> tuple[ConcatDataset, RatioSampler]:
     """Concatenate ``datasets`` and sample them in the given proportions, e.g. CAMERA and REAL at 3:1 as ACR-Pose
     fine-tunes: ``data, sampler = mixed([camera, real], (3, 1), 24 * 1500)``; then
     ``DataLoader(data, batch_size=24, sampler=sampler)`` and ``sampler.set_epoch(e)`` before each epoch."""
     data = ConcatDataset(list(datasets))
-    return data, RatioSampler(data, ratios, num_samples, seed)
+    return data, RatioSampler(data, ratios, num_samples, seed, group_by_frame=group_by_frame)

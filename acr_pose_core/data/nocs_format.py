@@ -767,13 +767,19 @@ def read_coord_at(prefix: Path, rows: np.ndarray, cols: np.ndarray, image_size: 
     Raises:
         NocsFormatError: the map is missing or unreadable, or is not ``image_size`` ``(H, W)``.
     """
+    return decode_coord(read_coord_rgb(prefix, image_size)[rows, cols][None])[0]  # (1, N, 3) decoded -> (N, 3)
+
+
+def read_coord_rgb(prefix: Path, image_size: tuple[int, int]) -> np.ndarray:
+    """A frame's ``_coord.png`` as stored, ``(H, W, 3)`` uint8 RGB, not decoded (:func:`decode_coord` decodes the
+    pixels wanted); raises :class:`NocsFormatError` if it is missing, unreadable, or not ``image_size (H, W)``."""
     path = _file(Path(prefix), "coord")
     rgb = _read_color_file(path, "NOCS map")  # (H, W, 3) uint8
     if rgb.shape[:2] != tuple(image_size):
         raise NocsFormatError(
             f"{path}: image is {rgb.shape[1]}×{rgb.shape[0]} px but the frame is {image_size[1]}×{image_size[0]}"
         )
-    return decode_coord(rgb[rows, cols][None])[0]  # (1, N, 3) decoded -> (N, 3)
+    return rgb
 
 
 def _check_frame(frame: Frame) -> tuple[int, int]:

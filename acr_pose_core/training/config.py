@@ -99,6 +99,10 @@ class TrainConfig:
     lr_discriminator: float = 1e-5
     num_workers: int = 2
     cache_items: bool = False  # keep decoded items in memory (small sets without augmentation: overfitting, tests)
+    # Draw each frame's instances together (RatioSampler(group_by_frame=True)): a loader process decodes a frame's
+    # PNGs once for all its objects (items per second: benchmarks/data.py), at the price of batches of correlated
+    # items. Off by default: its effect on accuracy has not been measured.
+    group_by_frame: bool = False
     device: str = "auto"  # auto: cuda when available
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU and with dtype float64)
     dtype: str = "float32"  # of weights and data; float64 where float32 rounding must not matter (exactness tests)

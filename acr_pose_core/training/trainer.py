@@ -240,7 +240,8 @@ class Trainer:
         if not all(len(d) for d in sources):
             empty = [s.root for s, d in zip(config.train, sources, strict=True) if not len(d)]
             raise ValueError(f"training source(s) {empty} hold no instance with enough depth to train on")
-        self.train_data, self.sampler = mixed(sources, [s.weight for s in config.train], samples, seed=config.seed)
+        weights = [s.weight for s in config.train]
+        self.train_data, self.sampler = mixed(sources, weights, samples, config.seed, config.group_by_frame)
         self.sampler.num_replicas, self.sampler.rank = self.world, self.rank
         self.sampler.per_replica = -(-self.sampler.num_samples // self.world)
         if self.sampler.per_replica < config.batch_size:
