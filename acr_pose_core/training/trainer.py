@@ -105,6 +105,10 @@ class _Cached(torch.utils.data.Dataset):
             self.items[index] = self.dataset[index]
         return self.items[index]
 
+    def frame_groups(self) -> list:
+        """The wrapped dataset's frames (so that ``group_by_frame`` orders cached items too)."""
+        return self.dataset.frame_groups()
+
 
 RUN_ENTRIES = ("checkpoints", "log.jsonl", "config.json", "tensorboard", "result.json")
 """What a run writes into its folder (``result.json``: a finished ablation row)."""
