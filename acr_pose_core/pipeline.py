@@ -447,9 +447,8 @@ class PoseEstimator:
         """RANSAC-Umeyama of the reconstruction on the observed ``points (B, N, 3)`` (metres), the first
         ``num_valid[b]`` points of object ``b`` used: with ``sync_free`` in one chunk with quaternion fits (no host
         synchronisation), else in chunks with SVD fits (the early stop reads the device between chunks)."""
-        if self.sync_free:
-            return poses_from_nocs(out.nocs, points, num_valid, self.seed, chunk_size=None, solver="quaternion")
-        return poses_from_nocs(out.nocs, points, num_valid, self.seed, chunk_size=16, solver="svd")
+        chunk_size, solver = (None, "quaternion") if self.sync_free else (16, "svd")
+        return poses_from_nocs(out.nocs, points, num_valid, self.seed, chunk_size=chunk_size, solver=solver)
 
     def _reconstruct(
         self, masks: Detections, objects: list[InstanceInputs], index: list[int], dropped: dict[int, str]

@@ -25,11 +25,12 @@ from _report import write_result  # benchmarks/_report.py (run as python benchma
 
 from acr_pose_core.categories import is_y_symmetric
 from acr_pose_core.cli.evaluate_model import evaluate_model
+from acr_pose_core.evaluation.metrics import SUMMARY_METRICS
 from acr_pose_core.evaluation.results_io import load_results
 from acr_pose_core.geometry.rotations import decompose_sRT, pose_errors
 from acr_pose_core.pipeline import PRECISIONS, PoseEstimator
 
-METRICS = ("IoU25", "IoU50", "IoU75", "5°2cm", "5°5cm", "10°2cm", "10°5cm")
+METRICS = tuple(SUMMARY_METRICS)  # IoU25 ... 10°5cm
 
 
 def pose_changes(reference: list, other: list) -> dict[str, np.ndarray]:
