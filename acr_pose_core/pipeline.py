@@ -9,6 +9,8 @@ For one RGB-D frame:
    priors;
 4. one batched RANSAC-Umeyama call (:func:`acr_pose_core.geometry.poses_from_nocs`, the same function the trainer's
    validation calls) → ``sRT``; the size is the deformed prior's box, ``2 · max_m |P_c + M_d|`` (SPD's rule).
+   Steps 3–4 wait for the device once, when the results are copied back; with ``object_buckets`` they run at a few
+   fixed object counts, and with ``cuda_graphs`` they are replayed from a CUDA graph per count.
 
 Conventions: camera frame OpenCV (x right, y down, z forward), metres; ``p_camera = s·R·p_nocs + t`` with
 ``sRT[:3, :3] = s·R``; metric size = ``s · size_nocs`` along the object's own x, y, z; box corners in the
@@ -38,7 +40,7 @@ from acr_pose_core.data.instance import InstanceInputs, instance_inputs, normali
 from acr_pose_core.detection import Detections, InputError, MaskSource, as_mask_source
 from acr_pose_core.detection.segmenter import Segmenter
 from acr_pose_core.evaluation.results import FrameResult
-from acr_pose_core.geometry import ObjectPoses, poses_from_nocs
+from acr_pose_core.geometry import ObjectPoses, poses_from_nocs, ransac_uniforms
 from acr_pose_core.geometry.boxes import box_corners, transform_points
 from acr_pose_core.geometry.camera import CameraIntrinsics
 from acr_pose_core.geometry.rotations import decompose_sRT
@@ -46,6 +48,8 @@ from acr_pose_core.models.reconstructor import ReconstructorOutput
 from acr_pose_core.training.model_folder import LoadedModel, load_model_folder
 
 __all__ = [
+    "OBJECT_BUCKETS",
+    "BatchResult",
     "CheckedFrame",
     "DroppedObject",
     "FrameEstimate",
@@ -62,6 +66,10 @@ MIN_POINTS = 32
 
 PRECISIONS = ("float32", "bfloat16")
 """The Reconstructor's precisions the estimator offers (``PoseEstimator(precision=...)``)."""
+
+OBJECT_BUCKETS = (1, 2, 4, 8, 16, 32)
+"""The object counts a frame's batch is padded to with ``PoseEstimator(cuda_graphs=True)`` (one graph each; a frame
+with more objects runs in batches of the largest)."""
 
 
 def choose_device(device: str | torch.device = "auto") -> torch.device:
@@ -288,6 +296,16 @@ class PoseEstimator:
         precision: ``"float32"``, or ``"bfloat16"`` to run the Reconstructor's layers under bf16 autocast (the
             geometry, the graphs and the outputs stay float32, :mod:`acr_pose_core.models.precision`); what it
             costs in accuracy is measured by ``benchmarks/precision.py``.
+        object_buckets: increasing object counts to pad each frame's batch to (the smallest that holds it; a frame
+            with more objects than the largest runs in batches of the largest), so that the device work has a few
+            fixed shapes. The padding repeats the first object with no usable points, and every object keeps its
+            own RANSAC numbers (row ``b`` of :func:`~acr_pose_core.geometry.ransac.ransac_uniforms`), so a real
+            object's pose is what it is unpadded (tested). None: no padding, or :data:`OBJECT_BUCKETS` with
+            ``cuda_graphs``.
+        cuda_graphs: capture :meth:`device_step` as a CUDA graph for each object count at its first frame and
+            replay it after (CUDA only; needs the sync-free alignment): the ~760 kernel launches of a forward become
+            one. Each captured count keeps its own memory; the first frame of each count is slow (warm-up and
+            capture).
 
     Example::
 
@@ -306,10 +324,31 @@ class PoseEstimator:
         seed: int = 0,
         sync_free: bool | None = None,
         precision: Literal["float32", "bfloat16"] = "float32",
+        object_buckets: tuple[int, ...] | None = None,
+        cuda_graphs: bool = False,
     ) -> None:
         if min_points < 3:
             raise ValueError(f"min_points must be at least 3 (a similarity needs three points), got {min_points}")
         self.device = choose_device(device)
+        if cuda_graphs and self.device.type != "cuda":
+            raise ValueError(f"cuda_graphs needs a CUDA device; this estimator runs on {self.device}")
+        if cuda_graphs and sync_free is False:
+            raise ValueError("cuda_graphs needs the sync-free alignment (sync_free=True, or None for the default)")
+        if object_buckets is None and cuda_graphs:
+            object_buckets = OBJECT_BUCKETS
+        if object_buckets is not None:
+            buckets = tuple(object_buckets)
+            if (
+                not buckets
+                or any(not isinstance(b, int) or b < 1 for b in buckets)
+                or list(buckets) != sorted(set(buckets))
+            ):
+                raise ValueError(f"object_buckets must be increasing positive integers, got {object_buckets!r}")
+            object_buckets = buckets
+        self.object_buckets: tuple[int, ...] | None = object_buckets
+        self.cuda_graphs = bool(cuda_graphs)
+        self._static_steps: dict[int, _StaticStep] = {}  # object count -> its buffers (and graph)
+        self._uniforms = torch.empty(0, 0, dtype=torch.float64)  # RANSAC's numbers, row b for object b
         loaded = model if isinstance(model, LoadedModel) else load_model_folder(model, device="cpu")
         self.model = loaded
         self.reconstructor = loaded.reconstructor.to(self.device).eval()
@@ -426,12 +465,14 @@ class PoseEstimator:
         choose: torch.Tensor,
         category: torch.Tensor,
         num_valid: torch.Tensor,
+        uniforms: torch.Tensor | None = None,
     ) -> tuple[ReconstructorOutput, ObjectPoses]:
         """:meth:`reconstruct` then :meth:`align`, on tensors already on the estimator's device. With ``sync_free``
-        nothing here waits for the device (tested on the CPU with :func:`acr_pose_core.host_sync.forbid_host_sync`).
+        and ``uniforms`` on the device nothing here waits for the device or copies from the host (tested on the CPU
+        with :func:`acr_pose_core.host_sync.forbid_host_sync`).
         """
         out = self.reconstruct(points, rgb, choose, category)
-        return out, self.align(out, points, num_valid)
+        return out, self.align(out, points, num_valid, uniforms)
 
     def reconstruct(
         self, points: torch.Tensor, rgb: torch.Tensor, choose: torch.Tensor, category: torch.Tensor
@@ -440,27 +481,75 @@ class PoseEstimator:
         The inputs are valid by construction (:meth:`inputs`, checked detections), so the forward's host-side index
         checks are skipped."""
         prior = self._priors[category]  # (B, M, 3)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
+        bf16 = self.precision == "bfloat16"  # no cast cache: a CUDA graph capture must not keep casts made outside
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
             return self.reconstructor(points, rgb, choose, category, prior, check_inputs=False)
 
-    def align(self, out: ReconstructorOutput, points: torch.Tensor, num_valid: torch.Tensor) -> ObjectPoses:
+    def align(
+        self,
+        out: ReconstructorOutput,
+        points: torch.Tensor,
+        num_valid: torch.Tensor,
+        uniforms: torch.Tensor | None = None,
+    ) -> ObjectPoses:
         """RANSAC-Umeyama of the reconstruction on the observed ``points (B, N, 3)`` (metres), the first
         ``num_valid[b]`` points of object ``b`` used: with ``sync_free`` in one chunk with quaternion fits (no host
-        synchronisation), else in chunks with SVD fits (the early stop reads the device between chunks)."""
+        synchronisation), else in chunks with SVD fits (the early stop reads the device between chunks).
+        ``uniforms``: RANSAC's numbers (:meth:`ransac_numbers`); None: drawn from the estimator's seed."""
         chunk_size, solver = (None, "quaternion") if self.sync_free else (16, "svd")
-        return poses_from_nocs(out.nocs, points, num_valid, self.seed, chunk_size=chunk_size, solver=solver)
+        return poses_from_nocs(
+            out.nocs, points, num_valid, self.seed, chunk_size=chunk_size, solver=solver, uniforms=uniforms
+        )
+
+    def ransac_numbers(self, start: int, stop: int) -> torch.Tensor:
+        """Rows ``start:stop`` of the estimator's RANSAC numbers on its device: object ``b`` of a frame always uses
+        row ``b`` (:func:`~acr_pose_core.geometry.ransac.ransac_uniforms` of the seed, which is what the seed alone
+        gives). Kept on the device and grown on demand, so a frame copies none from the host."""
+        if stop > len(self._uniforms):
+            rows = max(stop, 2 * len(self._uniforms), OBJECT_BUCKETS[-1])
+            self._uniforms = ransac_uniforms(rows, self.seed, device=self.device)
+        return self._uniforms[start:stop]
+
+    @torch.no_grad()
+    def run_batch(
+        self,
+        points: torch.Tensor,
+        rgb: torch.Tensor,
+        choose: torch.Tensor,
+        category: torch.Tensor,
+        num_valid: torch.Tensor,
+    ) -> BatchResult:
+        """:meth:`device_step` on a frame's batch (shapes as :meth:`batch` gives them) and its results on the host:
+        as it is, or padded to :attr:`object_buckets` (and replayed from CUDA graphs with ``cuda_graphs``)."""
+        B = len(points)
+        if B == 0:
+            raise ValueError("run_batch needs at least one object (a frame without objects has nothing to run)")
+        parts: list[BatchResult] = []
+        step = B if self.object_buckets is None else self.object_buckets[-1]
+        for start in range(0, B, step):
+            stop = min(start + step, B)
+            inputs = (points[start:stop], rgb[start:stop], choose[start:stop], category[start:stop])
+            n_valid = num_valid[start:stop]
+            if self.object_buckets is None:
+                out, fit = self.device_step(*inputs, n_valid, self.ransac_numbers(start, stop))
+                parts.append(BatchResult.of(out, fit, stop - start))
+                continue
+            size = next(b for b in self.object_buckets if b >= stop - start)
+            padded = [_pad(x, size) for x in inputs] + [_pad(n_valid, size, fill=0)]
+            runner = self._static_steps.get(size)
+            if runner is None:
+                runner = self._static_steps[size] = _StaticStep(self.device_step, self.cuda_graphs)
+            out, fit = runner(*padded, self.ransac_numbers(start, start + size))
+            parts.append(BatchResult.of(out, fit, stop - start))  # read before the next replay overwrites them
+        return BatchResult.cat(parts)
 
     def _reconstruct(
         self, masks: Detections, objects: list[InstanceInputs], index: list[int], dropped: dict[int, str]
     ) -> dict[int, ObjectPose]:
         """One Reconstructor batch and one RANSAC-Umeyama call for ``objects`` (detections ``index``)."""
         class_ids = masks.class_ids[index]  # (B,)
-        out, fit = self.device_step(*self.batch(objects, class_ids))
-        sRT = fit.sRT.cpu().numpy()  # (B, 4, 4) float64: the frame's one wait for the device
-        size_nocs = out.size.double().cpu().numpy()  # (B, 3)
-        valid = fit.valid.cpu().numpy()
-        ratio = fit.inlier_ratio.cpu().numpy()
-        nocs = out.nocs.float().cpu().numpy()
+        found = self.run_batch(*self.batch(objects, class_ids))
+        sRT, size_nocs, valid, ratio, nocs = found.sRT, found.size_nocs, found.valid, found.inlier_ratio, found.nocs
         result: dict[int, ObjectPose] = {}
         for b, k in enumerate(index):
             if not valid[b]:
@@ -488,6 +577,83 @@ class PoseEstimator:
                 inlier_ratio=float(ratio[b]),
             )
         return result
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What the host needs of a batch's device results (B objects, N points), as numpy arrays."""
+
+    sRT: np.ndarray  # (B, 4, 4) float64, p_camera = sRT[:3, :3] @ p_nocs + sRT[:3, 3]
+    valid: np.ndarray  # (B,) bool
+    inlier_ratio: np.ndarray  # (B,) float64
+    size_nocs: np.ndarray  # (B, 3) float64 NOCS units
+    nocs: np.ndarray  # (B, N, 3) float32
+
+    @staticmethod
+    def of(out: ReconstructorOutput, fit: ObjectPoses, count: int) -> BatchResult:
+        """The first ``count`` objects (the rest is padding), copied to the host: the batch's one wait."""
+        return BatchResult(
+            sRT=fit.sRT[:count].cpu().numpy(),
+            valid=fit.valid[:count].cpu().numpy(),
+            inlier_ratio=fit.inlier_ratio[:count].double().cpu().numpy(),
+            size_nocs=out.size[:count].double().cpu().numpy(),
+            nocs=out.nocs[:count].float().cpu().numpy(),
+        )
+
+    @staticmethod
+    def cat(parts: list[BatchResult]) -> BatchResult:
+        if len(parts) == 1:
+            return parts[0]
+        return BatchResult(*(np.concatenate(arrays) for arrays in zip(*(vars(p).values() for p in parts), strict=True)))
+
+
+def _pad(x: torch.Tensor, size: int, fill: int | None = None) -> torch.Tensor:
+    """``x (B, ...)`` grown to ``(size, ...)`` by copies of ``x[0]`` (or ``fill``)."""
+    extra = size - len(x)
+    if extra == 0:
+        return x
+    tail = x[:1].expand(extra, *x.shape[1:]) if fill is None else x.new_full((extra, *x.shape[1:]), fill)
+    return torch.cat([x, tail])
+
+
+class _StaticStep:
+    """A step function at one fixed set of input shapes, on its own input buffers: each call copies the inputs in
+    and runs the step on the buffers. With ``graph`` (CUDA), the first call warms the step up on a side stream and
+    captures it as a CUDA graph; later calls replay it. The outputs are then the graph's own tensors, overwritten by
+    the next call: read them first. Without ``graph`` (any device) the step runs eagerly on the same buffers, which
+    is how the CPU tests check everything but the capture."""
+
+    def __init__(self, step: Callable[..., Any], graph: bool) -> None:
+        self.step, self.graph = step, graph
+        self.buffers: list[torch.Tensor] | None = None
+        self.cuda_graph: Any = None
+        self.outputs: Any = None
+
+    def __call__(self, *inputs: torch.Tensor) -> Any:
+        if self.buffers is None:
+            self.buffers = [x.clone() for x in inputs]
+        else:
+            for buffer, x in zip(self.buffers, inputs, strict=True):
+                buffer.copy_(x)
+        if not self.graph:
+            return self.step(*self.buffers)
+        if self.cuda_graph is None:
+            self._capture()
+        self.cuda_graph.replay()
+        return self.outputs
+
+    def _capture(self) -> None:
+        device = self.buffers[0].device
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):  # warm-up: lazy initialisation and library workspaces happen outside capture
+            for _ in range(2):
+                self.step(*self.buffers)
+        torch.cuda.current_stream(device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self.outputs = self.step(*self.buffers)
+        self.cuda_graph = graph
 
 
 def frame_result(frame: nocs_format.Frame, estimate: FrameEstimate, name: str = "") -> FrameResult:

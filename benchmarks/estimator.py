@@ -11,7 +11,8 @@ the alignment; medians in milliseconds.
 Usage::
 
     python benchmarks/estimator.py [--model DIR] [--device cpu|cuda] [--frames 10] [--threads N] [--data DIR]
-                                   [--precision float32|bfloat16] [--out benchmarks/results/estimator.json]
+                                   [--precision float32|bfloat16] [--object-buckets 1 2 4 ...] [--cuda-graphs]
+                                   [--out benchmarks/results/estimator.json]
 """
 
 from __future__ import annotations
@@ -57,11 +58,32 @@ def stage_times(estimator: PoseEstimator, frames: list, device: str) -> dict[str
                 continue
             objects = step("model inputs", lambda c=checked, m=masks: estimator.inputs(c, m))
             batch = step("batch to device", lambda o=objects, m=masks: estimator.batch(o, m.class_ids))
+            if estimator.object_buckets is not None:  # padded (and graphed): one step, the results on the host
+                step("reconstructor + alignment (padded)", lambda b=batch: estimator.run_batch(*b))
+                continue
             out = step("reconstructor", lambda b=batch: estimator.reconstruct(*b[:4]))
             step("alignment", lambda b=batch, o=out: estimator.align(o, b[0], b[4]).sRT.cpu())
             if i == 0:
                 times.clear()
     return {name: float(np.median(ms)) for name, ms in times.items()}
+
+
+def compare(estimator: PoseEstimator, eager: PoseEstimator, frames: list) -> dict[str, float]:
+    """The largest differences between two estimators' answers on ``frames`` with their true masks."""
+    worst = {"objects": 0, "max_sRT_difference": 0.0, "max_nocs_difference": 0.0, "status_differs": 0}
+    for frame in frames:
+        masks = detections_from_frame(frame)
+        a = estimator.estimate(frame.color, frame.depth, frame.label.intrinsics, masks=masks)
+        b = eager.estimate(frame.color, frame.depth, frame.label.intrinsics, masks=masks)
+        posed_a, posed_b = {o.detection: o for o in a.objects}, {o.detection: o for o in b.objects}
+        worst["objects"] += len(masks)
+        worst["status_differs"] += len(set(posed_a) ^ set(posed_b))
+        for k in set(posed_a) & set(posed_b):
+            sRT = float(np.abs(posed_a[k].sRT - posed_b[k].sRT).max())
+            nocs = float(np.abs(posed_a[k].nocs - posed_b[k].nocs).max())
+            worst["max_sRT_difference"] = max(worst["max_sRT_difference"], sRT)
+            worst["max_nocs_difference"] = max(worst["max_nocs_difference"], nocs)
+    return worst
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,11 +99,31 @@ def main(argv: list[str] | None = None) -> int:
         "instead of rendering them (rendering needs trimesh and embreex, which a GPU machine may lack)",
     )
     parser.add_argument("--precision", choices=PRECISIONS, default="float32")
+    parser.add_argument(
+        "--object-buckets",
+        type=int,
+        nargs="+",
+        help="pad each frame's objects to these counts (PoseEstimator(object_buckets=...)); with --cuda-graphs the "
+        "default is pipeline.OBJECT_BUCKETS",
+    )
+    parser.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="replay the device step from CUDA graphs (CUDA only); the frames are run once untimed first (the "
+        "captures), and the poses are compared with an eager estimator's",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/estimator.json"))
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    estimator = PoseEstimator(args.model, device=args.device, precision=args.precision)
+    estimator = PoseEstimator(
+        args.model,
+        device=args.device,
+        precision=args.precision,
+        object_buckets=None if args.object_buckets is None else tuple(args.object_buckets),
+        cuda_graphs=args.cuda_graphs,
+    )
+    static = estimator.object_buckets is not None
     if args.data is not None:
         prefixes = nocs_format.list_frames(args.data)[: args.frames + 1]
         if len(prefixes) < 2:
@@ -93,6 +135,15 @@ def main(argv: list[str] | None = None) -> int:
         frames = [scene_frame(GenerateConfig(out=Path("."), split="test", seed=s)) for s in range(args.frames + 1)]
     rows = {}
     modes = (["segmenter"] if estimator.mask_source is not None else []) + ["true masks"]
+    against_eager = None
+    if static:  # every object count seen once (graphs captured), and the poses against the eager estimator's
+        eager = PoseEstimator(args.model, device=args.device, precision=args.precision)
+        against_eager = compare(estimator, eager, frames)
+        print(
+            f"against the eager estimator (true masks, {against_eager['objects']} objects): max |ΔsRT| "
+            f"{against_eager['max_sRT_difference']:.2e}, max |Δnocs| {against_eager['max_nocs_difference']:.2e}, "
+            f"{against_eager['status_differs']} posed/dropped differently"
+        )
     for mode in modes:
         seconds, objects = [], []
         for i, frame in enumerate(frames):
@@ -114,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     stages = stage_times(estimator, frames, args.device)
     print("\nstages (median ms): " + ", ".join(f"{name} {ms:.1f}" for name, ms in stages.items()))
     write_result(args.out, {"model": str(estimator.model.path), "device": args.device, "precision": args.precision,
-                            "frames_from": str(args.data or "rendered"), "threads": torch.get_num_threads(),
-                            "rows": rows, "stages_ms": stages})  # fmt: skip
+                            "object_buckets": estimator.object_buckets, "cuda_graphs": estimator.cuda_graphs,
+                            "against_eager": against_eager, "frames_from": str(args.data or "rendered"),
+                            "threads": torch.get_num_threads(), "rows": rows, "stages_ms": stages})  # fmt: skip
     return 0
 
 

@@ -27,7 +27,7 @@ from _report import write_result  # benchmarks/_report.py (run as python benchma
 
 from acr_pose_core.evaluation import evaluate_frames, make_example_frames
 from acr_pose_core.geometry import random_rotations, ransac_umeyama
-from acr_pose_core.geometry.ransac import _ransac_umeyama_reference, draw_minimal_samples
+from acr_pose_core.geometry.ransac import _ransac_umeyama_reference, draw_minimal_samples, ransac_uniforms
 
 
 def make_frame(rng: np.random.Generator, outliers: float, B: int = 6, N: int = 1024):
@@ -66,7 +66,7 @@ def bench_ransac(repeats: int) -> list[dict]:
         per_object = median_ms(
             lambda x=nocs, y=obs: [ransac_umeyama(x[b], y[b], seed=0) for b in range(len(x))], repeats
         )
-        samples = draw_minimal_samples(torch.ones(B, N, dtype=torch.bool), 128, 5, torch.Generator().manual_seed(0))
+        samples = draw_minimal_samples(torch.ones(B, N, dtype=torch.bool), ransac_uniforms(B, 0), 5)
         samples = samples.numpy()
         x64, y64 = nocs.astype(np.float64), obs.astype(np.float64)
         sequential = median_ms(

@@ -19,7 +19,7 @@ from acr_pose_core.geometry import (
     rotation_error_deg,
     umeyama,
 )
-from acr_pose_core.geometry.ransac import _ransac_umeyama_reference, draw_minimal_samples
+from acr_pose_core.geometry.ransac import _ransac_umeyama_reference, draw_minimal_samples, ransac_uniforms
 from acr_pose_core.geometry.umeyama import _umeyama_reference
 
 
@@ -268,7 +268,7 @@ def test_ransac_equals_sequential_reference_loop():
     x, y, *_ = make_problem(rng, 5, 300, noise=0.003)
     y, _ = corrupt(rng, y, 0.35)
     res = ransac_umeyama(x, y, seed=3)
-    samples = draw_minimal_samples(torch.ones(5, 300, dtype=torch.bool), 128, 5, torch.Generator().manual_seed(3))
+    samples = draw_minimal_samples(torch.ones(5, 300, dtype=torch.bool), ransac_uniforms(5, 3), 5)
     for b in range(5):
         scale, rot, trans, valid, inliers, used = _ransac_umeyama_reference(x[b], y[b], samples[b].numpy())
         assert used == res.num_hypotheses[b]
@@ -294,6 +294,31 @@ def test_ransac_is_seeded_and_independent_of_chunking_and_batching():
     # batched answers equal single-object answers for an object whose samples are the same
     single = ransac_umeyama(x[:1], y[:1], seed=5)
     np.testing.assert_array_equal(single.inliers[0], a.inliers[0])
+
+
+def test_ransac_uniforms_replace_the_seed_and_an_objects_row_does_not_depend_on_the_count():
+    """Given uniforms give the seed's answer; object b's numbers are the same whether 1, 3 or 40 objects are drawn
+    (what lets the estimator pad a frame's objects to fixed counts without changing any real object's pose)."""
+    rng = np.random.default_rng(13)
+    x, y, *_ = make_problem(rng, 3, 200, noise=0.002)
+    y, _ = corrupt(rng, y, 0.4)
+    by_seed = ransac_umeyama(x, y, seed=4)
+    table = ransac_uniforms(40, 4)
+    for count in (1, 3, 17):
+        torch.testing.assert_close(ransac_uniforms(count, 4), table[:count], rtol=0, atol=0)
+    given = ransac_umeyama(x, y, seed=999, uniforms=table[:3])  # the seed is not used when uniforms are given
+    np.testing.assert_array_equal(given.inliers, by_seed.inliers)
+    np.testing.assert_array_equal(given.num_hypotheses, by_seed.num_hypotheses)
+    np.testing.assert_allclose(given.rotation, by_seed.rotation, rtol=0, atol=0)
+    other = ransac_umeyama(x, y, uniforms=ransac_uniforms(3, 5))
+    assert not np.array_equal(other.num_hypotheses, by_seed.num_hypotheses) or not np.array_equal(
+        other.inliers, by_seed.inliers
+    )
+    assert ransac_uniforms(2, 0).dtype == torch.float64 and float(table.min()) >= 0 and float(table.max()) < 1
+    with pytest.raises(ValueError, match="uniforms must be"):
+        ransac_umeyama(x, y, uniforms=table[:2])
+    with pytest.raises(ValueError, match="uniforms must be"):
+        ransac_umeyama(x, y, max_iterations=64, uniforms=table[:3])
 
 
 def test_ransac_device_path_quaternion_one_chunk_equals_cpu_path_and_never_syncs():

@@ -14,7 +14,7 @@ from acr_pose_core.geometry.camera import (
     project,
 )
 from acr_pose_core.geometry.pointclouds import chamfer_distance
-from acr_pose_core.geometry.ransac import ObjectPoses, RansacResult, poses_from_nocs, ransac_umeyama
+from acr_pose_core.geometry.ransac import ObjectPoses, RansacResult, poses_from_nocs, ransac_umeyama, ransac_uniforms
 from acr_pose_core.geometry.rotations import (
     compose_sRT,
     decompose_sRT,
@@ -45,6 +45,7 @@ __all__ = [
     "poses_from_nocs",
     "random_rotations",
     "ransac_umeyama",
+    "ransac_uniforms",
     "rotation_about_y",
     "rotation_error_deg",
     "transform_points",

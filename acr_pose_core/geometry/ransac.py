@@ -23,7 +23,7 @@ import torch
 from acr_pose_core.geometry._backend import ArrayLike, answer_like, point_pair
 from acr_pose_core.geometry.umeyama import SOLVERS, Solver, _fit
 
-__all__ = ["ObjectPoses", "RansacResult", "poses_from_nocs", "ransac_umeyama"]
+__all__ = ["ObjectPoses", "RansacResult", "poses_from_nocs", "ransac_uniforms", "ransac_umeyama"]
 
 
 class RansacResult(NamedTuple):
@@ -49,26 +49,45 @@ class RansacResult(NamedTuple):
     num_hypotheses: ArrayLike
 
 
-def draw_minimal_samples(
-    usable: torch.Tensor, num_hypotheses: int, sample_size: int, generator: torch.Generator
+def ransac_uniforms(
+    num_objects: int,
+    seed: int | torch.Generator = 0,
+    max_iterations: int = 128,
+    sample_size: int = 5,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """(B, H, sample_size) point indices drawn uniformly with replacement among each object's usable points.
+    """``(num_objects, max_iterations · sample_size)`` float64 uniforms in [0, 1): what :func:`ransac_umeyama`
+    draws for ``seed`` (an int or a CPU generator) to pick its minimal samples, on ``device``.
 
-    The uniform numbers come from ``generator`` on the CPU, so that a seed gives the same samples on every device;
-    they do not depend on the points, so they travel to the device without the device waiting for the host or the
-    host for the device (pinned memory, asynchronous copy), and the indices are computed where ``usable`` lives.
+    Drawn on the CPU, so a seed gives the same numbers on every device; object ``b``'s row does not depend on how
+    many objects are drawn (torch's CPU generator fills the rows in order; tested). Given to :func:`ransac_umeyama`
+    as ``uniforms``, they replace its draw: a caller that keeps them on the device (the estimator) copies nothing
+    from the host per call, which is what a CUDA graph needs.
+    """
+    generator = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
+    u = torch.rand(num_objects, max_iterations * sample_size, generator=generator, dtype=torch.float64)  # CPU
+    if device is None or torch.device(device).type == "cpu":
+        return u
+    if torch.device(device).type == "cuda":
+        u = u.pin_memory()
+    return u.to(device, non_blocking=True)
+
+
+def draw_minimal_samples(usable: torch.Tensor, uniforms: torch.Tensor, sample_size: int) -> torch.Tensor:
+    """(B, H, sample_size) point indices drawn uniformly with replacement among each object's usable points
+    ``usable (B, N)``, from ``uniforms (B, H · sample_size)`` in [0, 1) (:func:`ransac_uniforms`).
+
+    The uniform numbers do not depend on the points, so they reach the device without the device waiting for the
+    host or the host for the device, and the indices are computed where ``usable`` lives.
     An object without usable points gets index 0 everywhere (its result is invalid anyway).
     """
     B, N = usable.shape
-    u = torch.rand(B, num_hypotheses * sample_size, generator=generator, dtype=torch.float64)  # CPU
-    if usable.device.type == "cuda":
-        u = u.pin_memory()
-    u = u.to(usable.device, non_blocking=True)
+    u = uniforms.to(usable.device, torch.float64)  # (B, H·k)
     n_usable = usable.sum(1, keepdim=True)  # (B, 1)
     rank = (u * n_usable).long().clamp_max((n_usable - 1).clamp_min(0))  # (B, H·k) rank among usable points
     positions = torch.argsort((~usable).to(torch.int8), dim=1, stable=True)  # usable indices first, ascending
     idx = positions.gather(1, rank)
-    return idx.view(B, num_hypotheses, sample_size)
+    return idx.view(B, -1, sample_size)
 
 
 def _point_features(src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
@@ -201,6 +220,7 @@ def ransac_umeyama(
     seed: int | torch.Generator = 0,
     chunk_size: int | None | Literal["auto"] = "auto",
     solver: Solver | Literal["auto"] = "auto",
+    uniforms: torch.Tensor | None = None,
 ) -> RansacResult:
     """Robust similarity ``target ≈ scale · rotation @ source + translation`` for every object of a frame at once.
 
@@ -224,6 +244,9 @@ def ransac_umeyama(
             ``"quaternion"`` (no host synchronisation); ``"auto"``: svd on the CPU, quaternion elsewhere. The two
             agree to about 1e-14 in float64, so they choose the same inliers unless a residual lies that close to
             the threshold.
+        uniforms: (B, max_iterations · sample_size) float64 in [0, 1), the minimal samples' random numbers in
+            place of those ``seed`` draws (:func:`ransac_uniforms` gives the same ones); on the points' device
+            they are used where they are, so the call copies nothing from the host.
 
     With ``chunk_size=None`` and ``solver="quaternion"`` nothing in the call reads a device value on the host
     (tested with :func:`acr_pose_core.host_sync.forbid_host_sync`).
@@ -253,11 +276,14 @@ def ransac_umeyama(
     if N == 0:  # one unusable stand-in point: every object then fails as any object without usable points does
         src, tgt = src.new_zeros(len(src), 1, 3), tgt.new_zeros(len(tgt), 1, 3)
         usable = usable.new_zeros(len(usable), 1)
-    if isinstance(seed, torch.Generator):
-        gen = seed
-    else:
-        gen = torch.Generator().manual_seed(int(seed))
-    samples = draw_minimal_samples(usable, max_iterations, sample_size, gen)
+    if uniforms is None:
+        uniforms = ransac_uniforms(len(src), seed, max_iterations, sample_size, src.device)
+    elif uniforms.shape != (len(src), max_iterations * sample_size):
+        raise ValueError(
+            f"uniforms must be (B, max_iterations * sample_size) = ({len(src)}, {max_iterations * sample_size}); "
+            f"got {tuple(uniforms.shape)}"
+        )
+    samples = draw_minimal_samples(usable, uniforms, sample_size)
     with torch.no_grad():
         out = _ransac_torch(
             src, tgt, usable, samples, inlier_fraction, confidence, min_inlier_ratio, chunk_size, solver
@@ -286,18 +312,26 @@ def poses_from_nocs(
     seed: int = 0,
     chunk_size: int | None | Literal["auto"] = "auto",
     solver: Solver | Literal["auto"] = "auto",
+    uniforms: torch.Tensor | None = None,
 ) -> ObjectPoses:
     """Model output → pose: each object's reconstructed NOCS points ``nocs (B, N, 3)`` aligned with its observed
     points ``points (B, N, 3)`` (metres) by :func:`ransac_umeyama` in float64, the first ``num_valid[b]`` points of
     object ``b`` used (None: all; the rest are padding). The one place the trainer's validation, the benchmarks and
     the estimator turn reconstructions into poses; the size is the model's (``ReconstructorOutput.size``).
-    ``chunk_size`` and ``solver`` as for :func:`ransac_umeyama` (the defaults: no host synchronisation off the CPU)."""
+    ``chunk_size``, ``solver`` and ``uniforms`` as for :func:`ransac_umeyama` (the defaults: no host
+    synchronisation off the CPU)."""
     B, N, _ = nocs.shape
     mask = None
     if num_valid is not None:
         mask = torch.arange(N, device=nocs.device)[None] < num_valid.to(nocs.device)[:, None]  # (B, N)
     fit = ransac_umeyama(
-        nocs.double(), points.double().to(nocs.device), mask, seed=seed, chunk_size=chunk_size, solver=solver
+        nocs.double(),
+        points.double().to(nocs.device),
+        mask,
+        seed=seed,
+        chunk_size=chunk_size,
+        solver=solver,
+        uniforms=uniforms,
     )
     sRT = torch.zeros(B, 4, 4, dtype=torch.float64, device=nocs.device)
     sRT[:, :3, :3] = fit.scale[:, None, None] * fit.rotation  # s·R
