@@ -39,7 +39,7 @@ from vision_msgs.msg import Detection2DArray, Detection3DArray
 from visualization_msgs.msg import MarkerArray
 
 from acr_pose_core.detection import InputError
-from acr_pose_core.pipeline import PoseEstimator
+from acr_pose_core.pipeline import PoseEstimator, choose_device
 from acr_pose_ros.conversions import MessageError, image_fields
 from acr_pose_ros.frame import debug_image, estimate_frame, frame_inputs
 from acr_pose_ros.messages import detection_array, marker_array, ros_types, transform_message
@@ -51,6 +51,7 @@ __all__ = ["PoseNode", "main"]
 _DESCRIPTIONS = {
     "model": "model folder (acr-pose export); empty: the shipped default",
     "device": "auto, cpu, cuda or cuda:<index>",
+    "cuda_graphs": "on a CUDA device, replay the pose step from CUDA graphs (ignored on the CPU)",
     "mask_source": "segmenter (the model's Mask R-CNN) or labels (label image + Detection2DArray topics)",
     "score_threshold": "objects with a lower mask score are not posed, in [0, 1]",
     "categories": "categories to pose: bottle, bowl, camera, can, laptop, mug",
@@ -93,7 +94,11 @@ class PoseNode(Node):
 
         if estimator is None:
             self.get_logger().info(f"loading the model {params.model or '(shipped default)'} on {params.device}")
-            estimator = PoseEstimator(params.model or None, device=params.device)
+            device = choose_device(params.device)
+            graphs = params.cuda_graphs and device.type == "cuda"
+            if params.cuda_graphs and not graphs:
+                self.get_logger().warning(f"parameter 'cuda_graphs' = True is ignored: the model runs on {device}")
+            estimator = PoseEstimator(params.model or None, device=device, cuda_graphs=graphs)
         if params.mask_source == "segmenter" and estimator.mask_source is None:
             raise ParameterError("parameter 'mask_source' = 'segmenter': the model folder has no segmenter")
         self.estimator = estimator

@@ -52,6 +52,9 @@ class NodeParameters:
     Attributes:
         model: a model folder (``acr-pose export``); empty: the shipped default.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``, ...
+        cuda_graphs: on a CUDA device, replay the pose step from CUDA graphs (``PoseEstimator(cuda_graphs=True)``:
+            objects padded to a few counts, each count captured at its first frame); ignored, with a warning, when
+            the model runs on the CPU.
         mask_source: ``segmenter`` (the model folder's Mask R-CNN) or ``labels`` (an external segmenter's
             instance-label image plus a Detection2DArray naming the labels, see :mod:`acr_pose_ros.conversions`).
         score_threshold: objects whose mask score is below are not posed, in [0, 1].
@@ -70,6 +73,7 @@ class NodeParameters:
 
     model: str = ""
     device: str = "auto"
+    cuda_graphs: bool = False
     mask_source: str = "segmenter"
     score_threshold: float = 0.3
     categories: tuple[str, ...] = CATEGORIES

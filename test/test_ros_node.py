@@ -93,7 +93,10 @@ def graph(tmp_path_factory):
     log = tmp_path_factory.mktemp("node") / "node.log"
     with open(log, "wb") as out:
         node = subprocess.Popen(
-            node_command("device:=cpu", "mask_source:=labels", "input_reliability:=reliable", "sync_slop:=0.01"),
+            node_command(
+                "device:=cpu", "mask_source:=labels", "input_reliability:=reliable", "sync_slop:=0.01",
+                "cuda_graphs:=true",  # on the CPU: ignored with a warning (checked below)
+            ),
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     context = Context()
@@ -315,6 +318,12 @@ def test_markers_and_debug_image_for_subscribers(graph):
     assert (pixels != graph.scene.color).any(axis=2).sum() > 500  # boxes were drawn
     markers = got["markers"][-1].markers
     assert markers[0].action == 3 and len(markers) == 1 + 2 * len(graph.scene.class_ids)
+
+
+def test_cuda_graphs_on_a_cpu_is_ignored_with_a_warning(graph):
+    """The node was started with cuda_graphs:=true and device:=cpu: it runs (the tests above), and says why the
+    parameter does nothing."""
+    assert "parameter 'cuda_graphs' = True is ignored: the model runs on cpu" in graph.log.read_text()
 
 
 def test_the_node_stops_cleanly_on_sigterm(graph):

@@ -254,6 +254,37 @@ def test_bf16_autocast_training_steps_on_cpu(data, tmp_path):
     np.testing.assert_allclose(runs[True], runs[False], rtol=0.05)
 
 
+def test_a_training_step_reads_nothing_on_the_host_until_the_losses_are_read(data, tmp_path):
+    """The GPU setting (no host-side index checks) run on the CPU: forward, losses, both backward passes and the
+    updates queue without a host read, and ``losses_on_host`` reads every term of several steps in one copy.
+    The optimisers are SGD here: torch's Adam keeps its step count on the host, so on a GPU its reads wait for
+    nothing, but on the CPU the guard cannot tell host memory from the device's."""
+    from torch.utils.data import DataLoader
+
+    from acr_pose_core.host_sync import HostSyncError, forbid_host_sync
+    from acr_pose_core.training.trainer import losses_on_host
+
+    trainer = Trainer(tiny(data, "val=[]", "samples_per_epoch=8", "batch_size=4"), tmp_path / "run", progress=False)
+    batch = trainer._batch(next(iter(DataLoader(trainer.train_data, batch_size=4))))
+    trainer.opt_r = torch.optim.SGD(trainer.reconstructor.parameters(), lr=1e-3)
+    trainer.opt_d = torch.optim.SGD(trainer.discriminator.parameters(), lr=1e-3)
+    assert trainer.check_inputs  # on the CPU the checks stay on, and they do read on the host
+    with pytest.raises(HostSyncError), forbid_host_sync():
+        trainer.train_step(batch)
+    trainer.check_inputs = False
+    steps = []
+    with forbid_host_sync():
+        for _ in range(2):
+            steps.append(trainer.train_step(batch))
+    assert all(t.dim() == 0 and not t.requires_grad for step in steps for t in step.values())
+    read = losses_on_host(steps)
+    assert [list(r) for r in read] == [list(s) for s in steps] and "discriminator" in read[0]
+    for row, step in zip(read, steps, strict=True):
+        assert row == {k: float(v) for k, v in step.items()}
+    assert read[0]["total"] != read[1]["total"]  # the first step changed the weights
+    assert losses_on_host([]) == []
+
+
 @pytest.mark.parametrize("cache_items", [False, True])
 def test_group_by_frame_reaches_the_sampler_and_trains(data, tmp_path, cache_items):
     config = tiny(

@@ -72,9 +72,19 @@ from acr_pose_core.training.config import (
     config_to_dict,
 )
 
-__all__ = ["RUN_ENTRIES", "RunWarning", "Trainer"]
+__all__ = ["RUN_ENTRIES", "RunWarning", "Trainer", "losses_on_host"]
 
 _MODEL_KEYS = ("points", "rgb", "choose", "category", "prior")
+
+
+def losses_on_host(steps: list[dict[str, torch.Tensor]]) -> list[dict[str, float]]:
+    """The loss terms of several :meth:`Trainer.train_step` calls as floats, read from the device in one copy (one
+    wait instead of one per term and step). Every step has the same terms."""
+    if not steps:
+        return []
+    keys = list(steps[0])
+    rows = torch.stack([torch.stack([step[k].double() for k in keys]) for step in steps]).cpu().tolist()
+    return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
 class _SkipSampler(Sampler[int]):
@@ -235,6 +245,7 @@ class Trainer:
         self.progress = progress
         self.dtype = getattr(torch, config.dtype)
         self.amp = config.amp and self.device.type == "cuda" and self.dtype == torch.float32
+        self.check_inputs = self.device.type == "cpu"  # the model's index checks, which read on the host
 
         priors = load_priors(config.priors).resampled(config.model.prior_points).points
         sources = [_dataset(s, priors, config, augment=config.dataset.augment) for s in config.train]
@@ -329,11 +340,16 @@ class Trainer:
         dist.all_reduce(empty, op=dist.ReduceOp.MAX)
         return not bool(empty.item())
 
-    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One alternating update on a device batch; returns the loss terms."""
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One alternating update on a device batch; returns the loss terms as detached 0-dim tensors on the device.
+
+        Nothing in the step reads a device value on the host (tested with
+        :func:`acr_pose_core.host_sync.forbid_host_sync`), so on a GPU the host queues the next batch's work while
+        this one runs; :func:`losses_on_host` reads the terms of many steps at once. The model's index checks read
+        on the host, so they run on the CPU only: dataset items are valid by construction."""
         w, cfg = self.config.losses, self.config
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            out = self.recon_train(*(batch[k] for k in _MODEL_KEYS))
+            out = self.recon_train(*(batch[k] for k in _MODEL_KEYS), check_inputs=self.check_inputs)
             terms = reconstruction_losses(
                 full_precision(out.nocs),
                 full_precision(out.deformed_prior),
@@ -360,7 +376,7 @@ class Trainer:
             (w.discriminator * terms["discriminator"]).backward()
             self.opt_d.step()
         terms["total"] = total
-        return {k: float(v.detach()) for k, v in terms.items()}
+        return {k: v.detach() for k, v in terms.items()}
 
     # ------------------------------------------------------------------ validation
 
@@ -464,6 +480,13 @@ class Trainer:
         cfg, state = self.config, self.state
         last: dict[str, float] = {}
         history: list[dict[str, float]] = []
+        pending: list[dict[str, torch.Tensor]] = []  # terms of the steps since the last read (on the device)
+
+        def read_pending() -> dict[str, float]:
+            history.extend(losses_on_host(pending))
+            pending.clear()
+            return history[-1] if history else {}
+
         while state.epoch < cfg.schedule.epochs:
             self.sampler.set_epoch(state.epoch)
             loader = DataLoader(
@@ -481,19 +504,21 @@ class Trainer:
                 batch = self._batch(raw)
                 if not self._every_rank_has_items(len(batch["points"])):
                     continue  # all ranks skip together: DistributedDataParallel needs the same steps everywhere
-                last = self.train_step(batch)
-                history.append(last)
+                pending.append(self.train_step(batch))
                 state.step += 1
                 state.step_in_epoch += 1
-                if state.step % cfg.log_every == 0:
+                if state.step % cfg.log_every == 0:  # the host reads the losses here only
+                    last = read_pending()
                     lr = self.opt_r.param_groups[0]["lr"]
                     self._log({"step": state.step, "epoch": state.epoch, "lr": lr, **last})
-                bar.set_postfix(corr=f"{last['correspondence']:.4f}", cd=f"{last['chamfer']:.4f}")
+                    bar.set_postfix(corr=f"{last['correspondence']:.4f}", cd=f"{last['chamfer']:.4f}")
                 if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
                     self._save()
                 if self.max_steps is not None and state.step >= self.max_steps:
                     self._save()
+                    last = read_pending()
                     return {"losses": last, "history": history, "metrics": self.metrics, "step": state.step}
+            last = read_pending()
             self.sched_r.step()
             if cfg.adversarial:  # without the Discriminator its optimiser never steps (torch warns otherwise)
                 self.sched_d.step()
