@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -54,6 +54,7 @@ __all__ = [
     "DroppedObject",
     "FrameEstimate",
     "InputError",
+    "ModelBatch",
     "ObjectPose",
     "PoseEstimator",
     "check_frame",
@@ -277,6 +278,44 @@ class FrameEstimate:
         }
 
 
+class ModelBatch(NamedTuple):
+    """A frame's objects as the Reconstructor takes them, on the estimator's device (B objects, N points)."""
+
+    points: torch.Tensor  # (B, N, 3) float32, camera frame, metres
+    rgb: torch.Tensor  # (B, 3, S, S) float32, normalised crops
+    choose: torch.Tensor  # (B, N) int64, each point's pixel in its crop, row · S + col
+    category: torch.Tensor  # (B,) int64, 0..5 (class id − 1)
+    num_valid: torch.Tensor  # (B,) int64, distinct points (they come first; the rest repeat them)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What the host needs of a batch's device results (B objects, N points), as numpy arrays."""
+
+    sRT: np.ndarray  # (B, 4, 4) float64, p_camera = sRT[:3, :3] @ p_nocs + sRT[:3, 3]
+    valid: np.ndarray  # (B,) bool
+    inlier_ratio: np.ndarray  # (B,) float64
+    size_nocs: np.ndarray  # (B, 3) float64 NOCS units
+    nocs: np.ndarray  # (B, N, 3) float32
+
+    @staticmethod
+    def of(out: ReconstructorOutput, fit: ObjectPoses, count: int) -> BatchResult:
+        """The first ``count`` objects (the rest is padding), copied to the host: the batch's one wait."""
+        return BatchResult(
+            sRT=fit.sRT[:count].cpu().numpy(),
+            valid=fit.valid[:count].cpu().numpy(),
+            inlier_ratio=fit.inlier_ratio[:count].double().cpu().numpy(),
+            size_nocs=out.size[:count].double().cpu().numpy(),
+            nocs=out.nocs[:count].float().cpu().numpy(),
+        )
+
+    @staticmethod
+    def cat(parts: list[BatchResult]) -> BatchResult:
+        if len(parts) == 1:
+            return parts[0]
+        return BatchResult(*(np.concatenate(arrays) for arrays in zip(*(vars(p).values() for p in parts), strict=True)))
+
+
 class PoseEstimator:
     """Category-level 6D pose and size of the objects in RGB-D frames.
 
@@ -444,19 +483,15 @@ class PoseEstimator:
             image_size=frame.image_size,
         )
 
-    def batch(
-        self, objects: list[InstanceInputs], class_ids: np.ndarray
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The objects' inputs as one batch on the estimator's device: ``points (B, N, 3)`` float32 metres,
-        ``rgb (B, 3, S, S)`` normalised, ``choose (B, N)``, ``category (B,)`` 0..5 from ``class_ids (B,)`` 1..6, and
-        ``num_valid (B,)`` (the distinct points come first)."""
+    def batch(self, objects: list[InstanceInputs], class_ids: np.ndarray) -> ModelBatch:
+        """The objects' inputs as one batch on the estimator's device (``class_ids (B,)`` 1..6)."""
         dev, N = self.device, self.config.num_points
         points = torch.from_numpy(np.stack([o.points for o in objects]).astype(np.float32)).to(dev)  # (B, N, 3) m
         rgb = torch.from_numpy(np.stack([normalise_crop(o.rgb) for o in objects])).to(dev)  # (B, 3, S, S)
         choose = torch.from_numpy(np.stack([o.choose for o in objects])).to(dev)  # (B, N)
         category = torch.from_numpy(np.asarray(class_ids) - 1).to(dev)  # (B,) 0..5
         num_valid = torch.tensor([min(o.num_valid, N) for o in objects], device=dev)
-        return points, rgb, choose, category, num_valid
+        return ModelBatch(points, rgb, choose, category, num_valid)
 
     def device_step(
         self,
@@ -511,16 +546,10 @@ class PoseEstimator:
         return self._uniforms[start:stop]
 
     @torch.no_grad()
-    def run_batch(
-        self,
-        points: torch.Tensor,
-        rgb: torch.Tensor,
-        choose: torch.Tensor,
-        category: torch.Tensor,
-        num_valid: torch.Tensor,
-    ) -> BatchResult:
-        """:meth:`device_step` on a frame's batch (shapes as :meth:`batch` gives them) and its results on the host:
-        as it is, or padded to :attr:`object_buckets` (and replayed from CUDA graphs with ``cuda_graphs``)."""
+    def run_batch(self, batch: ModelBatch) -> BatchResult:
+        """:meth:`device_step` on a frame's batch (:meth:`batch`) and its results on the host: as it is, or padded
+        to :attr:`object_buckets` (and replayed from CUDA graphs with ``cuda_graphs``)."""
+        points, rgb, choose, category, num_valid = batch
         B = len(points)
         if B == 0:
             raise ValueError("run_batch needs at least one object (a frame without objects has nothing to run)")
@@ -548,7 +577,7 @@ class PoseEstimator:
     ) -> dict[int, ObjectPose]:
         """One Reconstructor batch and one RANSAC-Umeyama call for ``objects`` (detections ``index``)."""
         class_ids = masks.class_ids[index]  # (B,)
-        found = self.run_batch(*self.batch(objects, class_ids))
+        found = self.run_batch(self.batch(objects, class_ids))
         sRT, size_nocs, valid, ratio, nocs = found.sRT, found.size_nocs, found.valid, found.inlier_ratio, found.nocs
         result: dict[int, ObjectPose] = {}
         for b, k in enumerate(index):
@@ -577,34 +606,6 @@ class PoseEstimator:
                 inlier_ratio=float(ratio[b]),
             )
         return result
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """What the host needs of a batch's device results (B objects, N points), as numpy arrays."""
-
-    sRT: np.ndarray  # (B, 4, 4) float64, p_camera = sRT[:3, :3] @ p_nocs + sRT[:3, 3]
-    valid: np.ndarray  # (B,) bool
-    inlier_ratio: np.ndarray  # (B,) float64
-    size_nocs: np.ndarray  # (B, 3) float64 NOCS units
-    nocs: np.ndarray  # (B, N, 3) float32
-
-    @staticmethod
-    def of(out: ReconstructorOutput, fit: ObjectPoses, count: int) -> BatchResult:
-        """The first ``count`` objects (the rest is padding), copied to the host: the batch's one wait."""
-        return BatchResult(
-            sRT=fit.sRT[:count].cpu().numpy(),
-            valid=fit.valid[:count].cpu().numpy(),
-            inlier_ratio=fit.inlier_ratio[:count].double().cpu().numpy(),
-            size_nocs=out.size[:count].double().cpu().numpy(),
-            nocs=out.nocs[:count].float().cpu().numpy(),
-        )
-
-    @staticmethod
-    def cat(parts: list[BatchResult]) -> BatchResult:
-        if len(parts) == 1:
-            return parts[0]
-        return BatchResult(*(np.concatenate(arrays) for arrays in zip(*(vars(p).values() for p in parts), strict=True)))
 
 
 def _pad(x: torch.Tensor, size: int, fill: int | None = None) -> torch.Tensor:

@@ -59,7 +59,7 @@ def stage_times(estimator: PoseEstimator, frames: list, device: str) -> dict[str
             objects = step("model inputs", lambda c=checked, m=masks: estimator.inputs(c, m))
             batch = step("batch to device", lambda o=objects, m=masks: estimator.batch(o, m.class_ids))
             if estimator.object_buckets is not None:  # padded (and graphed): one step, the results on the host
-                step("reconstructor + alignment (padded)", lambda b=batch: estimator.run_batch(*b))
+                step("reconstructor + alignment (padded)", lambda b=batch: estimator.run_batch(b))
                 continue
             out = step("reconstructor", lambda b=batch: estimator.reconstruct(*b[:4]))
             step("alignment", lambda b=batch, o=out: estimator.align(o, b[0], b[4]).sRT.cpu())
