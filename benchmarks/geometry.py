@@ -6,7 +6,9 @@ Measures, on one CPU thread:
    hypotheses at once) against a loop of single-object RANSAC: the sequential reference loop (one hypothesis at a
    time, as the NOCS/SPD aligners run) and our batched function called once per object.
    Targets: batched under 5 ms per frame, and at least 20× faster than the sequential loop. "sync-free" is the
-   GPU path's setting run here (all 128 hypotheses in one chunk, Horn's quaternion fits instead of SVDs).
+   GPU path's setting run here (all 128 hypotheses in one chunk, Horn's quaternion fits instead of SVDs). And the
+   ATen operators a call dispatches (``benchmarks/_operators.py``), with the CPU's settings and a GPU's (run on the
+   ``meta`` device, which takes the GPU's choices without a GPU).
 2. The NOCS evaluation of 2,750 frames × 6 objects (the size of NOCS-REAL test) at the full threshold grid
    (101 IoU × 62 rotation × 22 translation thresholds), both IoU modes. Target: under 20 s.
 
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _operators import count_operators  # benchmarks/_operators.py
 from _report import write_result  # benchmarks/_report.py (run as python benchmarks/NAME.py)
 
 from acr_pose_core.evaluation import evaluate_frames, make_example_frames
@@ -74,6 +77,14 @@ def bench_ransac(repeats: int) -> list[dict]:
             max(3, repeats // 5),
         )
         res = ransac_umeyama(nocs, obs, seed=0)
+        # operators dispatched (views excluded): on the CPU with its settings, and with a GPU's choices (meta device:
+        # one chunk, quaternion fits, parallel Jacobi), a lower bound of the kernels a GPU would launch
+        x_t, y_t = torch.from_numpy(nocs), torch.from_numpy(obs)
+        operators_cpu, _ = count_operators(lambda x=x_t, y=y_t: ransac_umeyama(x, y, seed=0))
+        operators_gpu, _ = count_operators(lambda x=x_t, y=y_t: ransac_umeyama(x.to("meta"), y.to("meta"), seed=0))
+        operators_cyclic, _ = count_operators(
+            lambda x=x_t, y=y_t: ransac_umeyama(x, y, seed=0, chunk_size=None, solver="quaternion")
+        )
         rows.append(
             {
                 "outlier_fraction": outliers,
@@ -82,6 +93,9 @@ def bench_ransac(repeats: int) -> list[dict]:
                 "hypotheses_mean": float(np.mean(res.num_hypotheses)),
                 "batched_ms": batched,
                 "sync_free_ms": sync_free,
+                "operators_cpu_settings": operators_cpu,
+                "operators_gpu_settings": operators_gpu,
+                "operators_gpu_settings_cyclic_jacobi": operators_cyclic,
                 "per_object_calls_ms": per_object,
                 "sequential_loop_ms": sequential,
                 "speedup_vs_sequential": sequential / batched,
@@ -133,7 +147,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['per_object_calls_ms']:>20.2f} {r['sequential_loop_ms']:>14.1f} "
             f"{r['speedup_vs_sequential']:>13.1f}x {r['speedup_vs_per_object_calls']:>13.1f}x"
         )
-    print("targets: batched < 5 ms; >= 20x faster than the sequential loop\n")
+    print("targets: batched < 5 ms; >= 20x faster than the sequential loop")
+    print(
+        "operators a call (views excluded; a GPU launches at least this many kernels): CPU settings "
+        + " / ".join(str(r["operators_cpu_settings"]) for r in ransac)
+        + ", GPU settings (meta device) "
+        + " / ".join(str(r["operators_gpu_settings"]) for r in ransac)
+        + ", GPU settings with the cyclic Jacobi "
+        + " / ".join(str(r["operators_gpu_settings_cyclic_jacobi"]) for r in ransac)
+        + "\n"
+    )
 
     evaluation = bench_evaluation(args.frames)
     print("NOCS evaluation, full threshold grid (101 IoU x 62 rotation x 22 translation), 1 CPU thread")

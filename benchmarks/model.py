@@ -22,12 +22,14 @@ would need about 30 GiB of memory (0.3 GiB a sample, measured), and the samples 
 from __future__ import annotations
 
 import argparse
+import copy
 import platform
 import resource
 import time
 from pathlib import Path
 
 import torch
+from _operators import count_operators  # benchmarks/_operators.py
 from _report import write_result  # benchmarks/_report.py (run as python benchmarks/NAME.py)
 
 from acr_pose_core.geometry import poses_from_nocs
@@ -80,6 +82,19 @@ def host_reads_of(fn) -> str:
         return "none"
     except (HostSyncError, RuntimeError) as error:  # torch's sync debug mode raises RuntimeError
         return f"{type(error).__name__}: {error}"[:300]
+
+
+def operators_on_meta(model, frame: dict[str, torch.Tensor], names: tuple[str, ...]) -> dict[str, int]:
+    """ATen operators (views excluded) of the unchecked forward and of the alignment with a GPU's choices, run on
+    the meta device (shapes only): a lower bound of the kernels a GPU launches per frame (``benchmarks/_operators.py``).
+    """
+    meta_model = copy.deepcopy(model).to("meta").eval()
+    meta = {k: v.to("meta") for k, v in frame.items()}
+    with torch.no_grad():
+        forward, _ = count_operators(lambda: meta_model(*(meta[k] for k in names), check_inputs=False))
+        out = meta_model(*(meta[k] for k in names), check_inputs=False)
+        alignment, _ = count_operators(lambda: poses_from_nocs(out.nocs, meta["points"], seed=0))
+    return {"forward": forward, "alignment": alignment}
 
 
 def cuda_graph_forward(model, args: list[torch.Tensor], amp: bool, repeats: int) -> dict:
@@ -150,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     latency_ransac_sync_free = timed(lambda: align(reconstruction, True), device, repeats)
     graph = cuda_graph_forward(model, [frame[k] for k in names], amp, repeats) if device.type == "cuda" else None
     host_reads = host_reads_of(lambda: align(forward_only(False), True))
+    operators = operators_on_meta(model, frame, names)
 
     micro = args.micro_batch or (args.batch if device.type == "cuda" else min(args.batch, 16))
     if args.batch % micro:
@@ -203,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         "ransac_6_objects_sync_free_ms": 1e3 * latency_ransac_sync_free,
         "cuda_graph_forward": graph,
         "sync_free_host_reads": host_reads,
+        "operators_6_objects_on_meta": operators,
         "train_batch": args.batch,
         "train_micro_batch": micro,
         "train_step_s": step_seconds,
@@ -224,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{rows['ransac_6_objects_sync_free_ms']:.1f} ms   (H100 target < 1 ms)"
     )
     print(f"  host reads in the sync-free forward and alignment: {host_reads}")
+    print(
+        f"  operators a frame with a GPU's choices (meta device; at least one kernel each): forward "
+        f"{operators['forward']}, alignment {operators['alignment']}"
+    )
     if graph is not None:
         print(f"  forward as a CUDA graph: {graph}")
     print(

@@ -133,7 +133,18 @@ def test_umeyama_degenerate_inputs_are_flagged_not_nan():
     np.testing.assert_allclose(out.scale[~out.valid], 1.0)
 
 
-def test_quaternion_solver_equals_svd_in_float64_also_for_reflections_rank_two_and_degenerate_items():
+@pytest.fixture(params=["cyclic", "parallel"])
+def jacobi_order(request, monkeypatch) -> str:
+    """Both Jacobi orders through the quaternion solver, on the CPU (which would choose the cyclic one)."""
+    import importlib
+    from functools import partial
+
+    module = importlib.import_module("acr_pose_core.geometry.umeyama")  # the package's `umeyama` is the function
+    monkeypatch.setattr(module, "jacobi_eigh", partial(module.jacobi_eigh, parallel=request.param == "parallel"))
+    return request.param
+
+
+def test_quaternion_solver_equals_svd_in_float64_also_for_reflections_rank_two_and_degenerate_items(jacobi_order):
     """Horn's quaternion with Jacobi sweeps is the same transform as Umeyama's SVD, item by item, to rounding."""
     rng = np.random.default_rng(41)
     x, y, *_ = make_problem(rng, 64, 40, noise=0.01)
@@ -154,8 +165,13 @@ def test_quaternion_solver_equals_svd_in_float64_also_for_reflections_rank_two_a
     np.testing.assert_allclose(np.linalg.det(b.rotation), 1.0, atol=1e-12)
 
 
-def test_jacobi_eigh_equals_lapack_and_needs_its_sweeps():
+@pytest.mark.parametrize("parallel", [False, True])
+def test_jacobi_eigh_equals_lapack_and_needs_its_sweeps(parallel):
+    from functools import partial
+
     from acr_pose_core.geometry.umeyama import jacobi_eigh
+
+    jacobi_eigh = partial(jacobi_eigh, parallel=parallel)
 
     g = torch.Generator().manual_seed(0)
     A = torch.randn(500, 4, 4, generator=g, dtype=torch.float64)
@@ -169,6 +185,24 @@ def test_jacobi_eigh_equals_lapack_and_needs_its_sweeps():
         torch.testing.assert_close(vectors.transpose(1, 2) @ vectors, torch.eye(4, dtype=torch.float64).expand_as(M))
     short, _ = jacobi_eigh(A, sweeps=2)  # too few sweeps leave the off-diagonal: the sweep count matters
     assert (short.sort(1).values - torch.linalg.eigvalsh(A)).abs().max() > 1e-6
+
+
+def test_parallel_jacobi_pairs_every_plane_once_a_sweep_and_is_chosen_off_the_cpu():
+    from acr_pose_core.geometry.umeyama import _round_robin, jacobi_eigh
+
+    for n in (2, 4, 6, 8):
+        rounds = _round_robin(n)
+        assert len(rounds) == n - 1
+        assert all(sorted(i for pair in r for i in pair) == list(range(n)) for r in rounds)  # disjoint, complete
+        assert sorted(pair for r in rounds for pair in r) == [(p, q) for p in range(n) for q in range(p + 1, n)]
+    with pytest.raises(ValueError, match="even"):
+        jacobi_eigh(torch.eye(3, dtype=torch.float64).expand(2, 3, 3), parallel=True)
+    A = torch.randn(3, 4, 4, dtype=torch.float64)
+    A = A + A.transpose(1, 2)
+    on_meta = jacobi_eigh(A.to("meta"))  # the meta device stands in for a GPU: shapes only, no values
+    assert on_meta[0].shape == (3, 4) and on_meta[1].shape == (3, 4, 4)
+    odd = torch.eye(5, dtype=torch.float64).expand(2, 5, 5)
+    torch.testing.assert_close(jacobi_eigh(odd)[0], torch.ones(2, 5, dtype=torch.float64))  # odd n: cyclic
 
 
 def test_quaternion_solver_refuses_gradients():
@@ -321,7 +355,7 @@ def test_ransac_uniforms_replace_the_seed_and_an_objects_row_does_not_depend_on_
         ransac_umeyama(x, y, max_iterations=64, uniforms=table[:3])
 
 
-def test_ransac_device_path_quaternion_one_chunk_equals_cpu_path_and_never_syncs():
+def test_ransac_device_path_quaternion_one_chunk_equals_cpu_path_and_never_syncs(jacobi_order):
     """The GPU settings (one chunk, quaternion fits) give the CPU path's answer, and read nothing on the host."""
     from acr_pose_core.host_sync import HostSyncError, forbid_host_sync
 

@@ -120,6 +120,24 @@ def test_every_parameter_gets_a_gradient_in_every_ablation_configuration(row):
     assert not silent, f"{row}: zero gradient for {silent}"
 
 
+def test_the_unchecked_forward_and_the_gpu_alignment_run_on_the_meta_device():
+    """Meta tensors have shapes and no values: the forward without input checks and the alignment with a GPU's
+    choices (one chunk, quaternion fits, parallel Jacobi) run there, so neither reads a value on the host, and the
+    benchmarks can count their operators without a GPU; the checked forward cannot run there (it reads indices)."""
+    from acr_pose_core.geometry import poses_from_nocs
+
+    config = ReconstructorConfig.tiny()
+    model = make(config).to("meta").eval()
+    inputs = {k: v.to("meta") for k, v in batch(config).items()}
+    with torch.no_grad():
+        out = model(**inputs, check_inputs=False)
+        fit = poses_from_nocs(out.nocs, inputs["points"], seed=0)
+    assert out.nocs.shape == (3, config.num_points, 3) and out.nocs.device.type == "meta"
+    assert fit.sRT.shape == (3, 4, 4) and fit.sRT.dtype == torch.float64
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        model(**inputs)
+
+
 def test_ablation_switches_change_the_modules():
     full = Reconstructor(ReconstructorConfig.tiny())
     base = Reconstructor(ReconstructorConfig.tiny(**TABLE_3["baseline"]))

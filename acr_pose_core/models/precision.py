@@ -23,5 +23,8 @@ def full_precision(x: torch.Tensor) -> torch.Tensor:
 
 
 def full_precision_region(x: torch.Tensor) -> contextlib.AbstractContextManager:
-    """A context with autocast switched off on ``x``'s device (ops run in their inputs' dtypes)."""
+    """A context with autocast switched off on ``x``'s device (ops run in their inputs' dtypes); nothing to switch
+    off on a device without autocast (``meta``, on which the benchmarks count a forward's operators)."""
+    if not torch.amp.is_autocast_available(x.device.type):
+        return contextlib.nullcontext()
     return torch.autocast(x.device.type, enabled=False)
