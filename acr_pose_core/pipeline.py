@@ -342,8 +342,9 @@ class PoseEstimator:
             object's pose is what it is unpadded (tested). None: no padding, or :data:`OBJECT_BUCKETS` with
             ``cuda_graphs``.
         cuda_graphs: capture :meth:`device_step` as a CUDA graph for each object count at its first frame and
-            replay it after (CUDA only; needs the sync-free alignment): the ~760 kernel launches of a forward become
-            one. Each captured count keeps its own memory; the first frame of each count is slow (warm-up and
+            replay it after (CUDA only; needs the sync-free alignment): the step's ~1,300 operators (349 for a
+            paper-size forward of 6 objects, 986 for their alignment; ``benchmarks/model.py``) are launched as one
+            graph. Each captured count keeps its own memory; the first frame of each count is slow (warm-up and
             capture).
 
     Example::
