@@ -6,13 +6,14 @@
 #   .venv/bin/acr-pose generate --out data/gpu_frames --split test --frames 21 --frames-per-scene 3 --seed 7
 #   device run: command "bash benchmarks/gpu_session.sh", carry ["data/gpu_frames"]  (5.7 MB)
 #
-# Results go to $OUT (the device tool's folder: session.log and results.tar) or benchmarks/results/. Needs only what that machine has (torch,
-# torchvision, numpy, opencv, scipy, safetensors; the default model folder is committed): the model benchmark
-# (forward, the sync-free path, RANSAC alone, host reads, the forward as a CUDA graph, training throughput at batch
-# 96), the k-NN searches, and on the carried frames the per-frame breakdown eager and from CUDA graphs (float32, bf16;
-# the graphs' poses against the eager ones), bf16's accuracy against float32, and the training loader's rate with 12
-# workers in both orders, and the real trainer's samples a second end to end. Each step has its own time limit,
-# so one that hangs does not cost the others; about 8 minutes in all on an H100/H200 (an estimate: not yet run).
+# Results go to $OUT (the device tool's folder: session.log and results.tar) or benchmarks/results/. Needs only
+# what that machine has (torch, torchvision, numpy, opencv, scipy, safetensors; the default model folder is
+# committed): the model benchmark (forward, the sync-free path, RANSAC alone, host reads, the forward as a CUDA
+# graph, operator counts, training throughput at batch 96), the k-NN searches, and on the carried frames the
+# per-frame breakdown eager and from CUDA graphs (float32, bf16; the graphs' poses against the eager ones), bf16's
+# accuracy against float32, the training loader's rate with 12 workers in both orders, and the real trainer's
+# samples a second end to end. Each step has its own time limit, so one that hangs does not cost the others; about
+# 8 minutes in all on an H100/H200 (an estimate: not yet run).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 frames="data/gpu_frames/test"
