@@ -187,22 +187,31 @@ def test_jacobi_eigh_equals_lapack_and_needs_its_sweeps(parallel):
     assert (short.sort(1).values - torch.linalg.eigvalsh(A)).abs().max() > 1e-6
 
 
-def test_parallel_jacobi_pairs_every_plane_once_a_sweep_and_is_chosen_off_the_cpu():
-    from acr_pose_core.geometry.umeyama import _round_robin, jacobi_eigh
+def test_parallel_jacobi_pairs_every_plane_once_a_sweep_and_is_chosen_off_the_cpu(monkeypatch):
+    import importlib
 
+    module = importlib.import_module("acr_pose_core.geometry.umeyama")
     for n in (2, 4, 6, 8):
-        rounds = _round_robin(n)
+        rounds = module._round_robin(n)
         assert len(rounds) == n - 1
         assert all(sorted(i for pair in r for i in pair) == list(range(n)) for r in rounds)  # disjoint, complete
         assert sorted(pair for r in rounds for pair in r) == [(p, q) for p in range(n) for q in range(p + 1, n)]
     with pytest.raises(ValueError, match="even"):
-        jacobi_eigh(torch.eye(3, dtype=torch.float64).expand(2, 3, 3), parallel=True)
-    A = torch.randn(3, 4, 4, dtype=torch.float64)
+        module.jacobi_eigh(torch.eye(3, dtype=torch.float64).expand(2, 3, 3), parallel=True)
+    # which order runs where: record the calls
+    ran = []
+    for name in ("_jacobi_parallel", "_jacobi_cyclic"):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda A, sweeps, f=original, name=name: ran.append(name) or f(A, sweeps))
+    g = torch.Generator().manual_seed(1)
+    A = torch.randn(3, 4, 4, generator=g, dtype=torch.float64)
     A = A + A.transpose(1, 2)
-    on_meta = jacobi_eigh(A.to("meta"))  # the meta device stands in for a GPU: shapes only, no values
+    on_meta = module.jacobi_eigh(A.to("meta"))  # the meta device stands in for a GPU: shapes only, no values
     assert on_meta[0].shape == (3, 4) and on_meta[1].shape == (3, 4, 4)
+    module.jacobi_eigh(A)
     odd = torch.eye(5, dtype=torch.float64).expand(2, 5, 5)
-    torch.testing.assert_close(jacobi_eigh(odd)[0], torch.ones(2, 5, dtype=torch.float64))  # odd n: cyclic
+    assert module.jacobi_eigh(odd.to("meta"))[0].shape == (2, 5)
+    assert ran == ["_jacobi_parallel", "_jacobi_cyclic", "_jacobi_cyclic"]  # meta: parallel; CPU, odd n: cyclic
 
 
 def test_quaternion_solver_refuses_gradients():
