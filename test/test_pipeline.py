@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from acr_pose_core.categories import CATEGORIES
 from acr_pose_core.data import nocs_format
 from acr_pose_core.data.dataset import DatasetConfig, PoseDataset
 from acr_pose_core.data.generate import GenerateConfig, scene_frame
@@ -316,6 +317,26 @@ def test_bad_frames_raise_one_clear_error(frame, camera, tiny, change, message):
     rgb, depth, intrinsics = change(frame.color, frame.depth, camera)
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         tiny.estimate(rgb, depth, intrinsics, masks=Detections.empty(*frame.image_size))
+
+
+def test_a_plain_mapping_of_masks_gives_the_same_poses_as_detections(frame, camera):
+    detections = detections_from_frame(frame)
+    estimator = oracle_estimator(frame)
+    names = [CATEGORIES[int(c) - 1] for c in detections.class_ids]  # category names, as a user's segmenter says
+    plain = {"masks": detections.masks.astype(np.uint8), "class_ids": names, "scores": detections.scores * 0.5}
+    from_mapping = estimator.estimate(frame.color, frame.depth, camera, masks=plain)
+    reference = estimator.estimate(frame.color, frame.depth, camera, masks=detections)
+    assert len(from_mapping.objects) == len(reference.objects) == len(detections)
+    for a, b in zip(from_mapping.objects, reference.objects, strict=True):
+        assert (a.class_id, a.category) == (b.class_id, b.category)
+        np.testing.assert_array_equal(a.sRT, b.sRT)
+        assert a.score == pytest.approx(0.5 * b.score)
+    with pytest.raises(InputError, match=r"missing \['class_ids'\], unknown \['labels'\]"):
+        estimator.estimate(frame.color, frame.depth, camera, masks={"masks": plain["masks"], "labels": names})
+    with pytest.raises(InputError, match="class 'cup'"):
+        estimator.estimate(frame.color, frame.depth, camera, masks={**plain, "class_ids": ["cup"] * len(names)})
+    with pytest.raises(InputError, match="or a mapping"):
+        estimator.estimate(frame.color, frame.depth, camera, masks=[plain["masks"]])
 
 
 def test_bad_detections_and_settings_raise_clear_errors(frame, camera, tiny):

@@ -134,6 +134,21 @@ class Detections:
         return cls(masks, ids, scores, np.rint(boxes).astype(np.int64).reshape(K, 4))
 
     @classmethod
+    def from_mapping(cls, detections: Mapping[str, Any]) -> Detections:
+        """A plain mapping ``{"masks", "class_ids"[, "scores"][, "boxes"]}`` (a user's own segmenter output), checked
+        by :meth:`from_masks`; InputError naming missing or unknown keys."""
+        unknown = sorted(set(detections) - {"masks", "class_ids", "scores", "boxes"})
+        missing = [key for key in ("masks", "class_ids") if key not in detections]
+        if unknown or missing:
+            raise InputError(
+                "a detections mapping needs 'masks' and 'class_ids' (optional 'scores', 'boxes'); "
+                f"missing {missing}, unknown {unknown}"
+            )
+        return cls.from_masks(
+            detections["masks"], detections["class_ids"], detections.get("scores"), detections.get("boxes")
+        )
+
+    @classmethod
     def empty(cls, height: int, width: int) -> Detections:
         """No objects in an ``height × width`` frame."""
         return cls(np.zeros((0, height, width), bool), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 4), np.int64))

@@ -1,11 +1,12 @@
 """The instance segmenter: torchvision's Mask R-CNN, as the paper detects objects (§4.2: Mask R-CNN masks, as SPD).
 
-Built with ``weights=None`` throughout (nothing is downloaded; the project trains it from scratch on its synthetic
-frames, ``acr-pose train-detector``). Two backbones:
+Built with ``weights=None`` throughout (nothing is downloaded here; ``acr-pose train-detector`` trains it on the
+synthetic frames, optionally from ImageNet backbone weights, :mod:`acr_pose_core.training.pretrained`). Backbones:
 
 - ``resnet50``: the paper's ResNet-50-FPN (FPN strides 4–32 plus a pooled level);
-- ``mobilenet_v3_large``: a light backbone for the shipped default, so that detection runs on a robot's CPU (FPN on
-  the last three stages, strides 8, 16, 32, plus a pooled level).
+- ``mobilenet_v3_large``: a light backbone (FPN on three late blocks, plus a pooled level), no ImageNet weights here;
+- ``mobilenet_v2``: a light backbone with offline ImageNet weights (FPN on the ends of the stride-8, 16 and 32
+  stages, blocks 6, 13 and 18 of ``torchvision.models.mobilenet_v2().features``, plus a pooled level).
 
 Ordinary BatchNorm (not torchvision's frozen one, which only suits pretrained weights), and narrower heads than
 torchvision's where ``SegmenterConfig`` says so (FPN and mask-head channels, box-head width): the fp16 weights of the
@@ -31,14 +32,16 @@ from acr_pose_core.categories import NUM_CATEGORIES
 
 __all__ = ["BACKBONES", "SegmenterConfig", "build_segmenter"]
 
-BACKBONES = ("mobilenet_v3_large", "resnet50")
+BACKBONES = ("mobilenet_v3_large", "mobilenet_v2", "resnet50")
+MOBILENET_V2_STAGE_ENDS = (6, 13, 18)
+"""The blocks of ``mobilenet_v2().features`` whose outputs feed the FPN: the last of strides 8, 16 and 32."""
 
 
 @dataclass(frozen=True)
 class SegmenterConfig:
     """Sizes of the Mask R-CNN and its inference thresholds."""
 
-    backbone: str = "mobilenet_v3_large"  # or "resnet50" (the paper's)
+    backbone: str = "mobilenet_v3_large"  # "mobilenet_v2" or "resnet50" (the paper's)
     fpn_channels: int = 128  # torchvision: 256
     box_head_width: int = 512  # the two-layer box head (torchvision: 1024)
     mask_channels: int = 128  # the four mask-head convolutions (torchvision: 256)
@@ -57,7 +60,7 @@ class SegmenterConfig:
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise ValueError(f"backbone {self.backbone!r}: expected one of {BACKBONES}")
-        levels = 4 if self.backbone == "mobilenet_v3_large" else 5
+        levels = 5 if self.backbone == "resnet50" else 4
         if len(self.anchor_sizes) != levels:
             raise ValueError(f"{self.backbone} has {levels} FPN levels: give {levels} anchor_sizes")
         sizes = (self.fpn_channels, self.box_head_width, self.mask_channels, self.min_size, self.max_detections)
@@ -74,6 +77,10 @@ def _backbone(config: SegmenterConfig) -> BackboneWithFPN:
         body = torchvision.models.resnet50(weights=None, norm_layer=nn.BatchNorm2d)
         return_layers = {"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"}
         in_channels = [256, 512, 1024, 2048]
+    elif config.backbone == "mobilenet_v2":
+        body = torchvision.models.mobilenet_v2(weights=None).features
+        return_layers = {str(index): str(level) for level, index in enumerate(MOBILENET_V2_STAGE_ENDS)}
+        in_channels = [_out_channels(body[index]) for index in MOBILENET_V2_STAGE_ENDS]
     else:
         body = torchvision.models.mobilenet_v3_large(weights=None).features
         # stages end where the next block downsamples (torchvision marks those blocks with _is_cn)
@@ -82,6 +89,11 @@ def _backbone(config: SegmenterConfig) -> BackboneWithFPN:
         return_layers = {str(index): str(level) for level, index in enumerate(picked)}
         in_channels = [body[index].out_channels for index in picked]
     return BackboneWithFPN(body, return_layers, in_channels, config.fpn_channels, extra_blocks=LastLevelMaxPool())
+
+
+def _out_channels(block: nn.Module) -> int:
+    """Output channels of a torchvision MobileNet block (the last convolution's)."""
+    return [m for m in block.modules() if isinstance(m, nn.Conv2d)][-1].out_channels
 
 
 def build_segmenter(config: SegmenterConfig | None = None) -> MaskRCNN:

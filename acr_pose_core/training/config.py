@@ -90,7 +90,7 @@ class TrainConfig:
     val: tuple[DataSourceConfig, ...] = ()
     priors: str | None = None  # a priors file; None: the shipped ones
     adversarial: bool = True  # train with the Discriminator (Table 3's "adversarial reconstruction")
-    init_from: str | None = None  # a checkpoint whose Reconstructor starts the run (fine-tuning)
+    init_from: str | None = None  # a checkpoint or model folder whose Reconstructor starts the run (fine-tuning)
     reinit_discriminator: bool = True  # with init_from: a fresh Discriminator, as the paper fine-tunes
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     batch_size: int = 96

@@ -40,9 +40,10 @@ from acr_pose_core.training.config import (
     config_to_dict,
     load_settings,
 )
+from acr_pose_core.training.pretrained import backbone_state
 from acr_pose_core.training.trainer import _check_run_folder, _select_device
 
-__all__ = ["DetectorTrainConfig", "DetectorTrainer", "load_detector_config", "predict_instances"]
+__all__ = ["DetectorTrainConfig", "DetectorTrainer", "freeze_backbone", "load_detector_config", "predict_instances"]
 
 RESUMABLE = frozenset(
     {
@@ -75,6 +76,14 @@ class DetectorTrainConfig:
     decay_steps: tuple[int, ...] = ()
     decay_factors: tuple[float, ...] = ()
     grad_clip: float = 10.0  # max gradient norm (from-scratch Mask R-CNN spikes early)
+    # Initial backbone weights: None (random), "imagenet" (the offline ImageNet weights, mobilenet_v2 only;
+    # training.pretrained) or a local state-dict file of the backbone body. Read at the start of a fresh run only.
+    backbone_weights: str | None = None
+    # The first freeze_backbone_blocks blocks of the backbone body are not trained (torchvision's practice with
+    # pretrained weights: the early filters are generic); freeze_backbone_norm keeps every backbone BatchNorm at its
+    # stored statistics and affine values (batches of 2 images estimate them badly).
+    freeze_backbone_blocks: int = 0
+    freeze_backbone_norm: bool = False
     augment: bool = True
     num_workers: int = 2
     device: str = "auto"
@@ -106,6 +115,13 @@ class DetectorTrainConfig:
             raise ValueError("lr must be positive; weight_decay, warmup_steps and num_workers not negative")
         if len(self.decay_steps) != len(self.decay_factors) or list(self.decay_steps) != sorted(self.decay_steps):
             raise ValueError("decay_steps (ascending) and decay_factors must have the same length")
+        if self.freeze_backbone_blocks < 0:
+            raise ValueError(f"freeze_backbone_blocks must not be negative, got {self.freeze_backbone_blocks}")
+        if self.backbone_weights == "imagenet" and self.segmenter.backbone != "mobilenet_v2":
+            raise ValueError(
+                f"backbone_weights 'imagenet' exists offline for segmenter.backbone 'mobilenet_v2' only, "
+                f"not {self.segmenter.backbone!r}"
+            )
 
     def lr_at(self, step: int) -> float:
         """Learning rate of step ``step`` (0-based): warm-up, then the step decays."""
@@ -154,6 +170,26 @@ def predict_instances(
     return FrameInstances(out["labels"][keep].cpu().numpy(), out["scores"][keep].cpu().numpy(), boxes, masks)
 
 
+def freeze_backbone(model: torch.nn.Module, blocks: int, norm: bool) -> list[torch.nn.Module]:
+    """Stop training the first ``blocks`` blocks of ``model.backbone.body`` and, with ``norm``, every BatchNorm of
+    the body; returns the BatchNorm layers that must stay in eval mode (their running statistics fixed)."""
+    body = model.backbone.body
+    children = list(body.children())
+    if blocks > len(children):
+        raise ValueError(f"freeze_backbone_blocks {blocks}: the backbone has {len(children)} blocks")
+    for child in children[:blocks]:
+        for parameter in child.parameters():
+            parameter.requires_grad_(False)
+    frozen = []
+    for index, child in enumerate(children):
+        for module in child.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and (norm or index < blocks):
+                for parameter in module.parameters():
+                    parameter.requires_grad_(False)
+                frozen.append(module)
+    return frozen
+
+
 class DetectorTrainer:
     """Trains a segmenter as ``config`` says, writing everything under ``out`` (see the module docstring)."""
 
@@ -190,8 +226,14 @@ class DetectorTrainer:
         self.val_data = [DetectionFrames(s.root, max_frames=config.val_max_frames) for s in config.val]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            self.model = build_segmenter(config.segmenter).to(self.device)
-        self.optimiser = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+            self.model = build_segmenter(config.segmenter)
+        body = self.model.backbone.body
+        if config.backbone_weights is not None and resume_from is None:
+            body.load_state_dict(backbone_state(config.segmenter.backbone, body, config.backbone_weights))
+        self.model.to(self.device)
+        self.frozen = freeze_backbone(self.model, config.freeze_backbone_blocks, config.freeze_backbone_norm)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimiser = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
         self.state = TrainingState(0, 0, 0, {"segmenter": self.model}, {"segmenter": self.optimiser})
         self.metrics: dict[str, Any] = {}
         # torchvision's RPN and box samplers draw from torch's global generator (no generator argument): seed it
@@ -218,6 +260,12 @@ class DetectorTrainer:
             self.writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.state.step or None)
         except ImportError:
             self.writer = None
+
+    def train_mode(self) -> None:
+        """``model.train()``, but the frozen BatchNorm layers keep their statistics (eval mode)."""
+        self.model.train()
+        for module in self.frozen:
+            module.eval()
 
     def _log(self, record: dict[str, Any]) -> None:
         with open(self.out / "log.jsonl", "a", encoding="utf-8") as f:
@@ -256,7 +304,7 @@ class DetectorTrainer:
                 )
                 truths.append(FrameInstances(class_ids, np.ones(len(class_ids)), boxes, masks))
         self.model.roi_heads.score_thresh = operating
-        self.model.train()
+        self.train_mode()
         if not truths:
             return {}
         mask = instance_ap(predictions, truths, "mask")
@@ -270,7 +318,7 @@ class DetectorTrainer:
         """Train to ``config.steps`` (or ``max_steps``); returns the last losses and metrics."""
         cfg, state = self.config, self.state
         end = cfg.steps if self.max_steps is None else min(cfg.steps, self.max_steps)
-        self.model.train()
+        self.train_mode()
         last: dict[str, float] = {}
         bar = tqdm(
             total=end,

@@ -71,6 +71,7 @@ from acr_pose_core.training.config import (
     config_changes,
     config_to_dict,
 )
+from acr_pose_core.training.model_folder import load_model_folder
 
 __all__ = ["RUN_ENTRIES", "RunWarning", "Trainer", "losses_on_host"]
 
@@ -270,7 +271,16 @@ class Trainer:
             torch.manual_seed(config.seed)
             self.reconstructor = Reconstructor(config.model).to(self.device, self.dtype)
             self.discriminator = Discriminator(config.discriminator).to(self.device, self.dtype)
-        if config.init_from is not None:
+        if config.init_from is not None and (Path(config.init_from) / "model.json").is_file():
+            if not config.reinit_discriminator:
+                raise ValueError(
+                    f"init_from {config.init_from} is a model folder (no Discriminator): set reinit_discriminator: true"
+                )
+            loaded = load_model_folder(config.init_from, dtype=self.dtype)  # its sha256 checked, fp16 widened
+            if config_to_dict(loaded.reconstructor.config) != config_to_dict(config.model):
+                raise ValueError(f"init_from {config.init_from}: its Reconstructor configuration differs from model:")
+            self.reconstructor.load_state_dict(loaded.reconstructor.state_dict())
+        elif config.init_from is not None:
             load_module_weights(Path(config.init_from), self.reconstructor, "reconstructor")
             if not config.reinit_discriminator:
                 load_module_weights(Path(config.init_from), self.discriminator, "discriminator")
