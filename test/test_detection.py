@@ -18,7 +18,7 @@ from acr_pose_core.data.priors import load_priors
 from acr_pose_core.data.scene import SceneConfig
 from acr_pose_core.detection import Detections
 from acr_pose_core.detection.segmenter import Segmenter
-from acr_pose_core.evaluation.instance_ap import FrameInstances, box_iou, instance_ap, mask_iou
+from acr_pose_core.evaluation.instance_ap import FrameInstances, box_iou, instance_ap, mask_iou, recall_precision
 from acr_pose_core.models.reconstructor import Reconstructor
 from acr_pose_core.models.segmenter import SegmenterConfig, build_segmenter
 from acr_pose_core.pipeline import PoseEstimator
@@ -66,6 +66,27 @@ def test_instance_ap_hand_worked():
     assert instance_ap([wrong_class], [truth], "box")["AP50"] == 0.0
     with pytest.raises(ValueError, match="kind"):
         instance_ap([pred], [truth], "points")
+
+
+def test_recall_and_precision_at_an_operating_score_hand_worked():
+    truth_boxes = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]])
+    truth = FrameInstances(np.array([1, 1, 3]), np.ones(3), truth_boxes, boxes_to_masks(truth_boxes))
+    pred_boxes = np.array([[0, 0, 10, 10], [20, 20, 30, 36], [0, 0, 10, 10], [40, 40, 50, 50], [20, 20, 30, 30]])
+    # bottle: right (0.9), right at IoU 0.625 (0.5), duplicate (0.8); the camera box is called a can (0.7);
+    # a bowl where a bottle is (0.2)
+    pred = FrameInstances(
+        np.array([1, 1, 1, 4, 2]), np.array([0.9, 0.5, 0.8, 0.7, 0.2]), pred_boxes, boxes_to_masks(pred_boxes)
+    )
+    at = recall_precision([pred], [truth], 0.6)  # kept: 0.9, 0.8 (bottles), 0.7 (can)
+    assert (at["bottle"]["right"], at["bottle"]["detections"], at["bottle"]["objects"]) == (1, 2, 2)
+    assert at["bottle"]["recall"] == 0.5 and at["bottle"]["precision"] == 0.5
+    assert at["camera"]["recall"] == 0.0 and np.isnan(at["camera"]["precision"])  # nothing called a camera
+    assert np.isnan(at["can"]["recall"]) and at["can"]["precision"] == 0.0  # no can in the frame
+    assert at["all"]["recall"] == pytest.approx(1 / 3) and at["all"]["precision"] == pytest.approx(1 / 3)
+    low = recall_precision([pred], [truth], 0.1)
+    assert low["bottle"]["recall"] == 1.0 and low["bottle"]["precision"] == pytest.approx(2 / 3)
+    assert low["all"]["detections"] == 5 and low["all"]["right"] == 2
+    assert recall_precision([pred], [truth], 0.1, iou_threshold=0.7)["bottle"]["right"] == 1  # 0.625 < 0.7
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import numpy as np
 from acr_pose_core.categories import CATEGORIES, NUM_CATEGORIES
 from acr_pose_core.evaluation.metrics import average_precision
 
-__all__ = ["IOU_THRESHOLDS", "FrameInstances", "box_iou", "instance_ap", "mask_iou"]
+__all__ = ["IOU_THRESHOLDS", "FrameInstances", "box_iou", "instance_ap", "mask_iou", "recall_precision"]
 
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
 
@@ -124,4 +124,44 @@ def instance_ap(
     for c, name in enumerate(CATEGORIES):
         if 0.5 in at:
             out[f"{name}/AP50"] = float(per_class[c, at[0.5]])
+    return out
+
+
+def recall_precision(
+    predictions: Sequence[FrameInstances],
+    truths: Sequence[FrameInstances],
+    min_score: float,
+    iou_threshold: float = 0.5,
+) -> dict[str, dict[str, float]]:
+    """Recall and precision of the detections with score ≥ ``min_score`` (an operating point, where AP ranks all).
+
+    A detection is right when its mask IoU with a still-unmatched object *of its category* is ≥ ``iou_threshold``
+    (each class matched as :func:`instance_ap` does, highest score first). Per category ``c`` and over all
+    (``"all"``): ``recall = right_c / objects_c``, ``precision = right_c / detections_c`` (NaN when the denominator
+    is 0), with the counts ``objects``, ``detections`` and ``right``.
+    """
+    if len(predictions) != len(truths):
+        raise ValueError(f"{len(predictions)} prediction frames but {len(truths)} ground-truth frames")
+    counts = np.zeros((NUM_CATEGORIES, 3), np.int64)  # objects, detections, right
+    for pred, gt in zip(predictions, truths, strict=True):
+        kept = np.asarray(pred.scores, np.float64) >= min_score
+        for c in range(1, NUM_CATEGORIES + 1):
+            p = np.flatnonzero(kept & (pred.class_ids == c))
+            g = np.flatnonzero(gt.class_ids == c)
+            counts[c - 1, :2] += len(g), len(p)
+            if len(p) and len(g):
+                order = np.argsort(-np.asarray(pred.scores, np.float64)[p], kind="stable")
+                counts[c - 1, 2] += int(_match(mask_iou(pred.masks[p], gt.masks[g]), order, iou_threshold).sum())
+
+    def rates(objects: int, detections: int, right: int) -> dict[str, float]:
+        return {
+            "recall": right / objects if objects else float("nan"),
+            "precision": right / detections if detections else float("nan"),
+            "objects": int(objects),
+            "detections": int(detections),
+            "right": int(right),
+        }
+
+    out = {name: rates(*counts[c]) for c, name in enumerate(CATEGORIES)}
+    out["all"] = rates(*counts.sum(0))
     return out
