@@ -8,7 +8,8 @@ For one RGB-D frame:
 3. all objects of the frame through the Reconstructor in one batch → NOCS points ``(B, N, 3)`` and the deformed
    priors;
 4. one batched RANSAC-Umeyama call (:func:`acr_pose_core.geometry.poses_from_nocs`, the same function the trainer's
-   validation calls) → ``sRT``; the size is the deformed prior's box, ``2 · max_m |P_c + M_d|`` (SPD's rule).
+   validation calls) → ``sRT``; the size is the deformed prior's box, ``2 · max_m |P_c + M_d|`` (SPD's rule);
+   the scale times the model folder's factor for the category, ``s' = f_c · s``, where it has a calibration.
    Steps 3–4 wait for the device once, when the results are copied back; with ``object_buckets`` they run at a few
    fixed object counts, and with ``cuda_graphs`` they are replayed from a CUDA graph per count.
 
@@ -346,6 +347,10 @@ class PoseEstimator:
             paper-size forward of 6 objects, 986 for their alignment; ``benchmarks/model.py``) are launched as one
             graph. Each captured count keeps its own memory; the first frame of each count is slow (warm-up and
             capture).
+        calibrate_size: apply the model folder's per-category scale factors ``f_c`` (``size_calibration``,
+            :func:`~acr_pose_core.training.model_folder.write_size_calibration`): ``sRT[:3, :3] = f_c · s · R``,
+            ``scale = f_c · s``, ``size = f_c · s · size_nocs``; the rotation and translation are unchanged.
+            False: the fitted scale as it is (what a calibration is fitted to).
 
     Example::
 
@@ -366,6 +371,7 @@ class PoseEstimator:
         precision: Literal["float32", "bfloat16"] = "float32",
         object_buckets: tuple[int, ...] | None = None,
         cuda_graphs: bool = False,
+        calibrate_size: bool = True,
     ) -> None:
         if min_points < 3:
             raise ValueError(f"min_points must be at least 3 (a similarity needs three points), got {min_points}")
@@ -397,6 +403,9 @@ class PoseEstimator:
         self.mask_source = None if mask_source is None else as_mask_source(mask_source)
         if mask_source is None and loaded.segmenter is not None:
             self.mask_source = Segmenter(loaded.segmenter.to(self.device), loaded.segmenter_config, self.device)
+        # s' = f_c · s for category c (the model folder's size_calibration; 1 without one or with calibrate_size off)
+        factors = loaded.size_factors if calibrate_size else None
+        self.size_factors = np.ones(6) if factors is None else np.asarray(factors, np.float64)  # (6,)
         self.min_points = int(min_points)
         self.seed = int(seed)
         self.sync_free = self.device.type != "cpu" if sync_free is None else bool(sync_free)
@@ -593,20 +602,22 @@ class PoseEstimator:
             if not valid[b]:
                 dropped[k] = f"no consistent alignment of its reconstruction (RANSAC inlier ratio {ratio[b]:.2f})"
                 continue
-            scale, rotation, translation = decompose_sRT(sRT[b])
             class_id = int(class_ids[b])
+            fitted = sRT[b].copy()
+            fitted[:3, :3] *= self.size_factors[class_id - 1]  # the calibrated scale, s' = f_c · s
+            scale, rotation, translation = decompose_sRT(fitted)
             result[k] = ObjectPose(
                 detection=k,
                 class_id=class_id,
                 category=category_name(class_id),
                 score=float(masks.scores[k]),
-                sRT=sRT[b],
+                sRT=fitted,
                 rotation=rotation,
                 translation=translation,
                 scale=float(scale),
                 size_nocs=size_nocs[b],
                 size=float(scale) * size_nocs[b],
-                corners=transform_points(sRT[b], box_corners(size_nocs[b])),
+                corners=transform_points(fitted, box_corners(size_nocs[b])),
                 mask=masks.masks[k],
                 box=masks.boxes[k],
                 nocs=nocs[b],

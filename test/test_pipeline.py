@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ from torch import nn
 from acr_pose_core.categories import CATEGORIES
 from acr_pose_core.data import nocs_format
 from acr_pose_core.data.dataset import DatasetConfig, PoseDataset
-from acr_pose_core.data.generate import GenerateConfig, scene_frame
+from acr_pose_core.data.generate import GenerateConfig, generate, scene_frame
 from acr_pose_core.data.instance import normalise_crop
 from acr_pose_core.data.priors import load_priors
 from acr_pose_core.data.scene import SceneConfig
@@ -24,7 +26,13 @@ from acr_pose_core.geometry.rotations import pose_errors
 from acr_pose_core.models.config import ReconstructorConfig
 from acr_pose_core.models.reconstructor import Reconstructor, ReconstructorOutput
 from acr_pose_core.pipeline import PoseEstimator, check_frame
-from acr_pose_core.training.model_folder import LoadedModel, ModelFolderError, load_model_folder, save_model_folder
+from acr_pose_core.training.model_folder import (
+    LoadedModel,
+    ModelFolderError,
+    load_model_folder,
+    save_model_folder,
+    write_size_calibration,
+)
 
 TINY = ReconstructorConfig(
     channels=16, num_points=128, prior_points=128, graph_k=8, pim_k=8, pim_layers=2, image_size=64
@@ -428,6 +436,74 @@ def test_model_folders_round_trip_and_refuse_damage(tiny_folder, tmp_path):
         load_model_folder(tmp_path / "nowhere")
     with pytest.raises(ModelFolderError, match="not a model folder"):
         load_model_folder(tmp_path)
+
+
+class ShrinkingOracle(Oracle):
+    """The oracle with its NOCS points pulled towards the centre by a known factor per category (the bias the
+    size calibration corrects), the deformed prior (hence size_nocs) left true."""
+
+    def __init__(self, *args, shrink: np.ndarray, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.shrink = torch.from_numpy(shrink)  # (6,)
+
+    def forward(self, points, rgb, choose, category, prior, check_inputs=True):
+        out = super().forward(points, rgb, choose, category, prior, check_inputs)
+        factor = self.shrink.to(points)[category][:, None, None]  # (B, 1, 1)
+        return out._replace(nocs=out.nocs * factor)
+
+
+def test_size_calibration_recovers_a_known_shrinkage_and_round_trips(tmp_path):
+    from acr_pose_core.calibration import fit_size_factors
+
+    generate(GenerateConfig(out=tmp_path / "data", split="train", frames=1, seed=5, scene=SceneConfig(objects=(4, 5))),
+             progress=False)  # fmt: skip
+    (prefix,) = nocs_format.list_frames(tmp_path / "data" / "train")
+    frame = nocs_format.read_frame(prefix)
+    shrink = np.array([0.9, 0.8, 0.7, 0.95, 0.85, 0.6])
+    sRT = np.stack([i.sRT for i in frame.label.instances])
+    size = np.stack([i.size for i in frame.label.instances])
+    oracle = ShrinkingOracle(TINY, sRT, size, shrink=shrink)
+    model = LoadedModel(oracle, load_priors().resampled(TINY.prior_points), {}, Path("."))
+    raw = PoseEstimator(model, "cpu")
+    fit = fit_size_factors(raw, [prefix], min_objects=1, progress=False)
+    present = sorted({i.class_id - 1 for i in frame.label.instances if (frame.mask == i.inst_id).any()})
+    assert len(present) >= 3 and fit.objects[present].min() >= 1
+    np.testing.assert_allclose(fit.factors[present], shrink[present], rtol=1e-4)  # the shrinkage, recovered
+    absent = [c for c in range(6) if c not in present]
+    assert (fit.factors[absent] == 1).all()  # too few objects: left alone
+    calibrated = PoseEstimator(replace(model, size_factors=fit.factors), "cpu")
+    masks = detections_from_frame(frame)
+    before = raw.estimate(frame.color, frame.depth, frame.label.intrinsics, masks)
+    after = calibrated.estimate(frame.color, frame.depth, frame.label.intrinsics, masks)
+    by_class = {i.class_id: i for i in frame.label.instances}
+    for a, b in zip(after.objects, before.objects, strict=True):
+        np.testing.assert_allclose(a.rotation, b.rotation, atol=1e-12)
+        np.testing.assert_array_equal(a.translation, b.translation)
+        assert a.scale == pytest.approx(b.scale * fit.factors[a.class_id - 1], rel=1e-12)
+        np.testing.assert_allclose(a.sRT[:3, :3], a.scale * a.rotation, atol=1e-12)
+        if sum(i.class_id == a.class_id for i in frame.label.instances) == 1:  # its true size is known
+            inst = by_class[a.class_id]
+            np.testing.assert_allclose(a.size, inst.scale * inst.size, rtol=1e-3)
+            assert not np.allclose(b.size, inst.scale * inst.size, rtol=1e-2)  # and was wrong before
+    with pytest.raises(ValueError, match="calibration is off"):
+        fit_size_factors(calibrated, [prefix])
+
+    torch.manual_seed(0)
+    folder = save_model_folder(tmp_path / "m", Reconstructor(TINY), load_priors().resampled(TINY.prior_points))
+    assert load_model_folder(folder).size_factors is None
+    write_size_calibration(folder, fit.factors, {"data": "train"})
+    np.testing.assert_array_equal(load_model_folder(folder).size_factors, fit.factors)
+    assert PoseEstimator(folder, "cpu").size_factors.tolist() == fit.factors.tolist()
+    assert (PoseEstimator(folder, "cpu", calibrate_size=False).size_factors == 1).all()
+    with pytest.raises(ModelFolderError, match="positive numbers"):
+        write_size_calibration(folder, [1, 1, 1, 1, 1, -2.0])
+    info = json.loads((folder / "model.json").read_text())
+    info["size_calibration"]["factors"].pop("mug")
+    (folder / "model.json").write_text(json.dumps(info))
+    with pytest.raises(ModelFolderError, match="must name each of"):
+        load_model_folder(folder)
+    write_size_calibration(folder, None)
+    assert load_model_folder(folder).size_factors is None
 
 
 def test_draw_boxes_draws_the_projected_edges_and_skips_what_is_behind(camera):

@@ -48,6 +48,7 @@ SUBCOMMANDS: dict[str, str] = {
     "demo": "acr_pose_core.cli.demo",
     "infer": "acr_pose_core.cli.infer",
     "evaluate-model": "acr_pose_core.cli.evaluate_model",
+    "calibrate-size": "acr_pose_core.cli.calibrate_size",
     # ROS bags are ROS knowledge, so the module lives in acr_pose_ros (named here as a string: nothing is imported
     # unless the command runs; it needs rosbags, not rclpy).
     "bag": "acr_pose_ros.bag",

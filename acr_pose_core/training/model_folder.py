@@ -15,6 +15,10 @@ folder keeps what inference needs, in files a robot can read without the trainin
   like the Reconstructor's; the estimator's default mask source when present.
 - ``priors.npz``: the (6, M, 3) category priors the model was trained with (:func:`~acr_pose_core.data.priors.
   save_priors`), so that a model never meets other priors than its own.
+- ``size_calibration`` in ``model.json`` (optional): ``factors`` (one per category name, positive) and ``source``;
+  the estimator multiplies each fitted scale by its category's factor, ``s' = f_c · s`` (the Reconstructor's NOCS
+  points are pulled towards their centre, so Umeyama's scale comes out too large), written by
+  :func:`write_size_calibration` (``acr-pose calibrate-size``, fitted on training frames only).
 - anything else (``MODEL_CARD.md``, pictures) is documentation and ignored by the loader.
 
 :func:`default_model_path` is the folder shipped inside the package.
@@ -29,11 +33,13 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 from torch import nn
 
+from acr_pose_core.categories import CATEGORIES
 from acr_pose_core.data.priors import ShapePriors, load_priors, save_priors
 from acr_pose_core.fileio import json_text, write_atomically
 from acr_pose_core.models.config import ReconstructorConfig
@@ -51,6 +57,7 @@ __all__ = [
     "export_checkpoint",
     "load_model_folder",
     "save_model_folder",
+    "write_size_calibration",
 ]
 
 MODEL_FORMAT = "acr-pose-model"
@@ -75,6 +82,7 @@ class LoadedModel:
     path: Path
     segmenter: nn.Module | None = None  # Mask R-CNN (eval mode), when the folder has one
     segmenter_config: SegmenterConfig | None = None
+    size_factors: np.ndarray | None = None  # (6,) per class id − 1, the scale's calibration; None: none
 
 
 def default_model_path() -> Path:
@@ -220,7 +228,37 @@ def load_model_folder(
             f"{priors_path}: {priors.points.shape[1]} points a prior, the model needs {config.prior_points}"
         )
     model = model.to(device=device, dtype=dtype).eval()
-    return LoadedModel(model, priors, info, path, segmenter, segmenter_config)
+    factors = None if info.get("size_calibration") is None else _size_factors(info["size_calibration"], path)
+    return LoadedModel(model, priors, info, path, segmenter, segmenter_config, factors)
+
+
+def _size_factors(section: Any, path: Path) -> np.ndarray:
+    """(6,) factors from ``model.json``'s ``size_calibration`` section; ModelFolderError unless every category has
+    a finite positive factor."""
+    factors = section.get("factors") if isinstance(section, dict) else None
+    if not isinstance(factors, dict) or set(factors) != set(CATEGORIES):
+        raise ModelFolderError(f"{path}/model.json: size_calibration.factors must name each of {list(CATEGORIES)}")
+    values = [factors[name] for name in CATEGORIES]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v > 0 for v in values):
+        raise ModelFolderError(f"{path}/model.json: size_calibration factors must be positive numbers, got {values}")
+    return np.array(values, np.float64)
+
+
+def write_size_calibration(
+    path: str | os.PathLike, factors: np.ndarray | None, source: dict[str, Any] | None = None
+) -> Path:
+    """Record (or, with None, remove) the per-category scale factors ``(6,)`` in a model folder's ``model.json``."""
+    path = Path(path)
+    info = _read_info(path)
+    if factors is None:
+        info.pop("size_calibration", None)
+    else:
+        factors = np.asarray(factors, np.float64).reshape(-1)
+        section = {"factors": {name: float(f) for name, f in zip(CATEGORIES, factors, strict=True)}}
+        _size_factors(section, path)  # the same checks as the loader's
+        info["size_calibration"] = {**section, "source": source or {}}
+    write_atomically(path / "model.json", json_text(info, indent=2) + "\n")
+    return path
 
 
 def _checkpoint_json(run: Path) -> Path:
