@@ -27,6 +27,7 @@ from acr_pose_core.training.config import config_to_dict, load_train_config
 from acr_pose_core.training.detector import DetectorTrainer, _EpochSampler, load_detector_config
 from acr_pose_core.training.model_folder import export_checkpoint, load_model_folder, save_model_folder
 from acr_pose_core.training.pretrained import backbone_state, deep_sort_mobilenet_v2_file
+from acr_pose_core.training.run import RunFolderInUseError
 
 pytest.importorskip("embreex")
 SMALL = SegmenterConfig(fpn_channels=16, box_head_width=32, mask_channels=16, min_size=240, max_size=320)
@@ -200,6 +201,8 @@ def test_detector_trains_validates_resumes_and_exports(frames, tmp_path):
     with pytest.raises(ValueError, match="lr"):
         DetectorTrainer(tiny_detector(frames, "lr=0.01"), run, resume=True, progress=False)
     resumed = DetectorTrainer(config, run, resume=True, progress=False)
+    with pytest.raises(RunFolderInUseError, match="in use by another training run"):
+        DetectorTrainer(config, run, overwrite=True, progress=False)  # the live run keeps its folder
     saved = interrupted.model.state_dict()
     assert (resumed.state.step, resumed.state.epoch, resumed.state.step_in_epoch) == (4, 1, 2)  # 2 steps an epoch
     assert all(torch.equal(v, saved[k]) for k, v in resumed.model.state_dict().items())

@@ -371,6 +371,7 @@ def test_resume_resumes_or_fails_clearly(data, tmp_path):
     with pytest.warns(RunWarning, match="skipping checkpoint step_000000002.json: .*truncated"):
         resumed = _run(data, run, resume=True, max_steps=3)
     assert resumed.state.step == 1
+    resumed.release()  # never run: free the folder's lock for the next trainer
     first = run / "checkpoints" / "step_000000001.safetensors"
     first.write_bytes(first.read_bytes()[:100])
     with pytest.warns(RunWarning), pytest.raises(FileNotFoundError, match=r"holds no complete checkpoint \(2 incompl"):
@@ -393,6 +394,48 @@ def test_a_folder_holding_a_run_is_not_restarted_or_mixed_unless_told(data, tmp_
     argv = ["train", "--config", str(TINY), "--out", str(run), "--set", f"train=[{{root: {data / 'train'}}}]"]
     assert main([*argv, "--set", "val=[]", "--max-steps", "1"]) == 2  # refused: holds a run
     assert main([*argv, "--resume", "--overwrite"]) == 2  # argparse: not both
+
+
+def test_a_live_run_keeps_its_folder_against_a_second_writer(data, tmp_path):
+    from acr_pose_core.training.run import RunFolderInUseError
+
+    run = tmp_path / "run"
+    first = _run(data, run, max_steps=2)  # set up: holds the folder's lock until its run() ends
+    for options in ({}, {"overwrite": True}):
+        with pytest.raises(RunFolderInUseError, match=f"in use by another training run \\(process {os.getpid()}\\)"):
+            _run(data, run, **options)
+    first.run()  # the first run is intact and finishes
+    assert latest_checkpoint(run / "checkpoints").name == "step_000000002.json"
+    assert [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()] == [1, 2]
+    resumed = _run(data, run, resume=True, max_steps=3)  # its lock is free again
+    with pytest.raises(RunFolderInUseError):
+        _run(data, run, resume=True, max_steps=3)  # a live run plus --resume: refused
+    resumed.run()
+    assert latest_checkpoint(run / "checkpoints").name == "step_000000003.json"
+
+    # another process holds the lock, then dies by SIGKILL: its lock goes with it, and the folder can be taken over
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from acr_pose_core.training.run import RunLock; "
+         f"lock = RunLock({str(run)!r}); print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunFolderInUseError, match=f"process {holder.pid}"):
+            _run(data, run, resume=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    _run(data, run, resume=True, max_steps=4).run()
+    assert latest_checkpoint(run / "checkpoints").name == "step_000000004.json"
+
+
+def test_resume_without_a_checkpoint_advises_overwrite(data, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.jsonl").write_text("")  # killed before its first checkpoint
+    with pytest.raises(FileNotFoundError, match="start it over with --overwrite"):
+        _run(data, run, resume=True)
 
 
 def test_resume_refuses_settings_that_change_the_run_and_records_the_others(data, tmp_path):

@@ -41,7 +41,7 @@ from acr_pose_core.training.config import (
     load_settings,
 )
 from acr_pose_core.training.pretrained import backbone_state
-from acr_pose_core.training.trainer import _check_run_folder, _select_device
+from acr_pose_core.training.trainer import _check_run_folder, _select_device, lock_run_folder
 
 __all__ = ["DetectorTrainConfig", "DetectorTrainer", "freeze_backbone", "load_detector_config", "predict_instances"]
 
@@ -202,6 +202,19 @@ class DetectorTrainer:
         progress: bool | None = None,
         max_steps: int | None = None,
     ) -> None:
+        self.lock = lock_run_folder(out, resume)  # held until run() ends (training.run)
+        try:
+            self._setup(config, out, resume, overwrite, progress, max_steps)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Free the run folder's lock (done when :meth:`run` ends)."""
+        if getattr(self, "lock", None) is not None:
+            self.lock.release()
+
+    def _setup(self, config, out, resume, overwrite, progress, max_steps) -> None:
         if not config.train:
             raise ValueError("the configuration names no training frames (train: [{root: ...}])")
         self.config, self.out, self.progress = config, Path(out), progress
@@ -315,7 +328,14 @@ class DetectorTrainer:
         return {k: finite_or_none(v) for k, v in metrics.items()}
 
     def run(self) -> dict[str, Any]:
-        """Train to ``config.steps`` (or ``max_steps``); returns the last losses and metrics."""
+        """Train to ``config.steps`` (or ``max_steps``); returns the last losses and metrics. The run folder's lock
+        is released when it returns or raises."""
+        try:
+            return self._run()
+        finally:
+            self.release()
+
+    def _run(self) -> dict[str, Any]:
         cfg, state = self.config, self.state
         end = cfg.steps if self.max_steps is None else min(cfg.steps, self.max_steps)
         self.train_mode()

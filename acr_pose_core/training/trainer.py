@@ -72,8 +72,9 @@ from acr_pose_core.training.config import (
     config_to_dict,
 )
 from acr_pose_core.training.model_folder import load_model_folder
+from acr_pose_core.training.run import RunLock
 
-__all__ = ["RUN_ENTRIES", "RunWarning", "Trainer", "losses_on_host"]
+__all__ = ["RUN_ENTRIES", "RunWarning", "Trainer", "lock_run_folder", "losses_on_host"]
 
 _MODEL_KEYS = ("points", "rgb", "choose", "category", "prior")
 
@@ -144,7 +145,13 @@ def _check_run_folder(out: Path, resume: bool, overwrite: bool, is_main: bool = 
         if found.path is None:
             what = "does not exist" if not out.exists() else "holds no complete checkpoint"
             skipped = f" ({len(found.skipped)} incomplete or corrupt)" if found.skipped else ""
-            raise FileNotFoundError(f"cannot resume: {out} {what}{skipped}; start a new run without --resume")
+            started = [name for name in RUN_ENTRIES if (out / name).exists()]
+            advice = (
+                f"start it over with --overwrite (it holds {', '.join(started)} but no checkpoint)"
+                if started
+                else "start a new run without --resume"
+            )
+            raise FileNotFoundError(f"cannot resume: {out} {what}{skipped}; {advice}")
         return found.path
     present = [name for name in RUN_ENTRIES if (out / name).exists()]
     if present and not overwrite:
@@ -162,6 +169,15 @@ def _check_run_folder(out: Path, resume: bool, overwrite: bool, is_main: bool = 
     if overwrite and dist.is_initialized():
         dist.barrier()  # every rank, whatever it saw: none starts before the old run is gone
     return None
+
+
+def lock_run_folder(out: str | os.PathLike, resume: bool) -> RunLock | None:
+    """The run folder's lock, taken by the main process (torchrun's ``RANK`` 0) before the folder rules apply; None
+    on the other ranks, and for ``resume`` into a folder that does not exist (refused by the rules, created by
+    nothing)."""
+    if int(os.environ.get("RANK", "0")) != 0 or (resume and not Path(out).exists()):
+        return None
+    return RunLock(out)
 
 
 def _resumable_changes(checkpoint: Path, config: TrainConfig) -> dict[str, tuple[Any, Any]]:
@@ -223,7 +239,21 @@ class Trainer:
         max_steps: int | None = None,
         overwrite: bool = False,
     ) -> None:
-        """Set up a run in ``out`` (see :func:`_check_run_folder` for what ``resume`` and ``overwrite`` allow)."""
+        """Set up a run in ``out`` (see :func:`_check_run_folder` for what ``resume`` and ``overwrite`` allow),
+        holding the folder's :class:`~acr_pose_core.training.run.RunLock` until :meth:`run` ends."""
+        self.lock = lock_run_folder(out, resume)
+        try:
+            self._setup(config, out, resume, progress, max_steps, overwrite)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Free the run folder's lock (done when :meth:`run` ends)."""
+        if getattr(self, "lock", None) is not None:
+            self.lock.release()
+
+    def _setup(self, config, out, resume, progress, max_steps, overwrite) -> None:
         if not config.train:
             raise ValueError("the configuration names no training data (train: [{root: ...}])")
         if max_steps is not None and max_steps < 1:
@@ -486,7 +516,14 @@ class Trainer:
         )
 
     def run(self) -> dict[str, Any]:
-        """Train until the configured number of epochs (or ``max_steps``); returns the last losses and metrics."""
+        """Train until the configured number of epochs (or ``max_steps``); returns the last losses and metrics.
+        The run folder's lock is released when it returns or raises."""
+        try:
+            return self._run()
+        finally:
+            self.release()
+
+    def _run(self) -> dict[str, Any]:
         cfg, state = self.config, self.state
         last: dict[str, float] = {}
         history: list[dict[str, float]] = []
