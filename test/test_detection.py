@@ -200,6 +200,10 @@ def test_detector_trains_validates_resumes_and_exports(frames, tmp_path):
         DetectorTrainer(config, run, progress=False)
     with pytest.raises(ValueError, match="lr"):
         DetectorTrainer(tiny_detector(frames, "lr=0.01"), run, resume=True, progress=False)
+    with pytest.raises(ValueError, match="decay_steps"):  # a decay at step 3 changes a step already taken
+        DetectorTrainer(tiny_detector(frames, "decay_steps=[3]", "decay_factors=[0.5]"), run, resume=True)
+    sooner = tiny_detector(frames, "steps=10", "decay_steps=[8]", "decay_factors=[0.5]")
+    DetectorTrainer(sooner, run, resume=True, progress=False).release()  # a decay still to come may move
     resumed = DetectorTrainer(config, run, resume=True, progress=False)
     with pytest.raises(RunFolderInUseError, match="in use by another training run"):
         DetectorTrainer(config, run, overwrite=True, progress=False)  # the live run keeps its folder

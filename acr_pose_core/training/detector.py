@@ -10,7 +10,8 @@ and TensorBoard; a progress bar; validation every ``val_every`` steps with mask 
 
 Optimisation: AdamW, a linear warm-up over ``warmup_steps``, then the rate times ``decay_factors[i]`` from step
 ``decay_steps[i]``; the rate is a function of the step alone, set before every step (nothing to restore but the
-step). An epoch is one pass over the training frames in a seeded random order.
+step). An epoch is one pass over the training frames in a seeded random order. ``--resume`` may also move a decay
+that has not happened yet (with ``steps``, to end a run sooner or later): every step taken keeps its rate.
 """
 
 from __future__ import annotations
@@ -59,6 +60,16 @@ RESUMABLE = frozenset(
     }
 )
 """Settings ``--resume`` accepts changed; anything else changes what a step computes and is refused."""
+
+_FUTURE_DECAYS = frozenset({"decay_steps", "decay_factors"})
+"""Accepted changed on resume while the steps already taken keep their learning rate (:func:`_same_lr`): moving a
+decay that has not happened yet, e.g. to end a run sooner with ``steps``, changes no step that was computed."""
+
+
+def _same_lr(recorded: DetectorTrainConfig, config: DetectorTrainConfig, done: int) -> bool:
+    """Whether steps ``0 .. done-1`` had the same learning rate under both settings (the rate is a step function
+    of the step alone, so comparing every taken step is exact)."""
+    return all(recorded.lr_at(step) == config.lr_at(step) for step in range(done))
 
 
 @dataclass(frozen=True)
@@ -226,7 +237,12 @@ class DetectorTrainer:
             stored = json.loads(resume_from.read_text(encoding="utf-8"))["config"]
             recorded = load_detector_config(tree=stored, where=str(resume_from))
             changed = config_changes_between(recorded, config)
-            refused = {k: v for k, v in changed.items() if k.split(".")[0] not in RESUMABLE}
+            done = json.loads(resume_from.read_text(encoding="utf-8"))["step"]
+            refused = {
+                k: v
+                for k, v in changed.items()
+                if k.split(".")[0] not in RESUMABLE and not (k in _FUTURE_DECAYS and _same_lr(recorded, config, done))
+            }
             if refused:
                 listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in refused.items())
                 raise ValueError(f"cannot resume {self.out} with other settings ({listed})")
