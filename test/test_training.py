@@ -438,6 +438,31 @@ def test_resume_without_a_checkpoint_advises_overwrite(data, tmp_path):
         _run(data, run, resume=True)
 
 
+def test_rewind_log_keeps_the_complete_lines_up_to_the_checkpoint(tmp_path):
+    from acr_pose_core.training.run import rewind_log
+
+    log = tmp_path / "log.jsonl"
+    assert rewind_log(log, 3) == 0 and not log.exists()
+    lines = ['{"step": 1}', '{"step": 2, "event": "resumed"}', "not json", '{"note": "no step"}', '{"step": 3}']
+    log.write_text("\n".join([*lines, '{"step": 4}', '{"step": 5, "lo']))  # step 4 past the checkpoint, 5 cut
+    assert rewind_log(log, 3) == 3
+    assert log.read_text() == "\n".join(lines[:2] + lines[3:]) + "\n"
+    assert rewind_log(log, 3) == 0  # nothing more to drop: the file is left alone
+
+
+def test_a_resumed_run_continues_the_log_from_its_checkpoint(data, tmp_path):
+    run = tmp_path / "run"
+    _run(data, run, "checkpoint_every=1", max_steps=2).run()
+    for name in ("step_000000002.json", "step_000000002.safetensors"):  # killed after logging step 2, before its
+        (run / "checkpoints" / name).unlink()  # checkpoint was complete
+    with open(run / "log.jsonl", "a") as f:
+        f.write('{"step": 3, "cd": 0.0')  # and mid-line
+    _run(data, run, resume=True, max_steps=2).run()
+    log = [strict_json(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [(r["step"], r.get("event")) for r in log] == [(1, None), (1, "resumed"), (2, None)]
+    assert log[1]["log_lines_dropped"] == 2
+
+
 def test_resume_refuses_settings_that_change_the_run_and_records_the_others(data, tmp_path):
     from acr_pose_core.training.trainer import RunWarning
 

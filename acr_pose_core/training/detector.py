@@ -42,6 +42,7 @@ from acr_pose_core.training.config import (
     load_settings,
 )
 from acr_pose_core.training.pretrained import backbone_state
+from acr_pose_core.training.run import rewind_log
 from acr_pose_core.training.trainer import _check_run_folder, _select_device, lock_run_folder
 
 __all__ = ["DetectorTrainConfig", "DetectorTrainer", "freeze_backbone", "load_detector_config", "predict_instances"]
@@ -275,12 +276,14 @@ class DetectorTrainer:
         self.out.mkdir(parents=True, exist_ok=True)
         write_atomically(self.out / "config.json", json_text(config_to_dict(config), indent=2) + "\n")
         if resume_from is not None:
+            dropped = rewind_log(self.out / "log.jsonl", self.state.step)  # the killed run's later lines
             self._log(
                 {
                     "step": self.state.step,
                     "event": "resumed",
                     "checkpoint": resume_from.name,
                     "changed": {k: list(v) for k, v in changed.items()},
+                    "log_lines_dropped": dropped,
                 }
             )
         try:

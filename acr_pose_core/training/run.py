@@ -6,19 +6,26 @@ applied (fresh / ``--resume`` / ``--overwrite``), and holds it until the run end
 or another trainer object in this one) on the same folder is refused naming the holder's pid. The kernel drops the
 lock when its process dies, however it dies, so a killed run leaves no stale lock to clean up: the next one takes
 the folder over. ``flock`` is POSIX; where ``fcntl`` is missing (Windows) the lock is skipped with no protection.
+
+A resumed run continues ``log.jsonl`` from its checkpoint: :func:`rewind_log` first drops what the killed process
+wrote after that checkpoint (lines of later steps, and a last line cut off mid-write), so that the log reads as the
+uninterrupted run's and every line parses.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+
+from acr_pose_core.fileio import write_atomically
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover (Windows)
     fcntl = None
 
-__all__ = ["LOCK_FILE", "RunFolderInUseError", "RunLock"]
+__all__ = ["LOCK_FILE", "RunFolderInUseError", "RunLock", "rewind_log"]
 
 LOCK_FILE = "run.lock"
 
@@ -66,3 +73,33 @@ class RunLock:
 
     def __del__(self) -> None:
         self.release()
+
+
+def rewind_log(path: str | os.PathLike, step: int) -> int:
+    """Cut the JSON-lines log ``path`` back to checkpoint step ``step``; returns how many lines were dropped.
+
+    Kept: every complete line (ending in a newline) holding a JSON object whose ``"step"`` is at most ``step`` (or
+    that has none). Dropped: lines of later steps (the killed process's work past its checkpoint, which the resumed
+    run redoes), a trailing line without its newline (cut off mid-write), and any complete line that does not parse.
+    The file is rewritten atomically, and only when something is dropped; a missing file drops nothing.
+    """
+    path = Path(path)
+    if not path.exists():
+        return 0
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")  # the last element is "" after a final newline, else the cut-off line
+    kept, dropped = [], int(lines[-1] != "")
+    for line in lines[:-1]:
+        try:
+            record = json.loads(line)
+            later = isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] > step
+            ok = isinstance(record, dict) and not later
+        except ValueError:
+            ok = False
+        if ok:
+            kept.append(line + "\n")
+        else:
+            dropped += 1
+    if dropped:
+        write_atomically(path, "".join(kept))
+    return dropped

@@ -72,7 +72,7 @@ from acr_pose_core.training.config import (
     config_to_dict,
 )
 from acr_pose_core.training.model_folder import load_model_folder
-from acr_pose_core.training.run import RunLock
+from acr_pose_core.training.run import RunLock, rewind_log
 
 __all__ = ["RUN_ENTRIES", "RunWarning", "Trainer", "lock_run_folder", "losses_on_host"]
 
@@ -345,6 +345,7 @@ class Trainer:
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             if self.resumed_from is not None:
+                dropped = rewind_log(self.out / "log.jsonl", self.state.step)  # the killed run's later lines
                 self._log(
                     {
                         "step": self.state.step,
@@ -352,6 +353,7 @@ class Trainer:
                         "event": "resumed",
                         "checkpoint": self.resumed_from.name,
                         "changed": {key: list(values) for key, values in changed.items()},
+                        "log_lines_dropped": dropped,
                     }
                 )
             write_atomically(self.out / "config.json", json_text(config_to_dict(config), indent=2) + "\n")
