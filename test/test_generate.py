@@ -124,6 +124,22 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
         generate(replace(config, seed=2), progress=False)
 
 
+def test_a_folder_not_written_by_generate_is_never_written_into(tmp_path):
+    from acr_pose_core.cli.main import main
+
+    theirs = tmp_path / "nocs" / "val" / "00000" / "0000_color.png"  # a real NOCS data set's layout
+    theirs.parent.mkdir(parents=True)
+    theirs.write_bytes(b"their frame")
+    with pytest.raises(FileExistsError, match=r"val holds 00000 but no generation\.json"):
+        generate(GenerateConfig(out=tmp_path / "nocs", split="val", frames=1, scene=SMALL), progress=False)
+    assert theirs.read_bytes() == b"their frame" and sorted(p.name for p in (tmp_path / "nocs").iterdir()) == ["val"]
+    models = tmp_path / "models" / "obj_models" / "val.npz"
+    models.parent.mkdir(parents=True)
+    models.write_bytes(b"their models")
+    assert main(["generate", "--split", "val", "--frames", "1", "--out", str(tmp_path / "models")]) == 2
+    assert models.read_bytes() == b"their models"
+
+
 def test_real_profile_has_sensor_noise_and_holes(tmp_path):
     config = GenerateConfig(out=tmp_path, profile="real", split="val", frames=1, seed=3, scene=SMALL)
     generate(config, progress=False)

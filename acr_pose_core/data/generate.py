@@ -10,7 +10,8 @@ Determinism: scene ``k`` draws its layout from ``SeedSequence([seed, split, k, 0
 sensor noise) from ``SeedSequence([seed, split, k, i + 1])``, so the output is the same whatever the number of
 worker processes and whichever frames were already there. Resumable: a frame is complete once its ``_label.json``
 exists (written last, every file atomically); an interrupted run continues where it stopped and never leaves a
-half-written frame that counts as complete.
+half-written frame that counts as complete. A split folder with files but no ``generation.json`` (a real NOCS
+data set, the user's frames) is refused, never written into.
 """
 
 from __future__ import annotations
@@ -242,8 +243,8 @@ def _read_record(record: Path) -> dict:
         previous = json.loads(record.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(
-            f"{record}: not readable JSON ({error}); it records how this folder was generated: restore it, or "
-            "delete it to resume with the current settings"
+            f"{record}: not readable JSON ({error}); it records how this folder was generated: restore it to "
+            "resume, or generate into another --out"
         ) from error
     if not isinstance(previous, dict):
         raise ValueError(f"{record}: expected the generation settings (a JSON object), found {type(previous).__name__}")
@@ -257,7 +258,18 @@ def generate(config: GenerateConfig, progress: bool | None = None) -> GenerateSu
     split_dir.mkdir(parents=True, exist_ok=True)
     record = split_dir / "generation.json"
     settings = _json_ready({k: v for k, v in asdict(config).items() if k not in ("out", "workers")})
-    if record.exists():
+    if not record.exists():
+        # generation.json is written before any frame: a split folder holding files without it (a NOCS data set's
+        # val/, the user's own frames) or a split model file without it was not written here; never overwrite them
+        foreign = sorted(p.name for p in split_dir.iterdir())[:3]
+        models = config.out / "obj_models" / f"{config.split}.npz"
+        if foreign or models.exists():
+            found = f"{split_dir} holds {', '.join(foreign)}" if foreign else f"{models} exists"
+            raise FileExistsError(
+                f"{found} but no generation.json: it was not written by acr-pose generate (a NOCS data set?) and "
+                "would be overwritten; generate into another --out"
+            )
+    else:
         previous = _read_record(record)
         clash = {k: (previous.get(k), v) for k, v in settings.items() if k != "frames" and previous.get(k) != v}
         if clash:
