@@ -521,6 +521,16 @@ def test_acr_directory_sorted_by_name(tmp_path) -> None:
         _assert_frames_equal(f, by_name[f.name])
 
 
+def test_a_frame_saved_in_both_forms_is_refused_not_counted_twice(tmp_path) -> None:
+    frame = frame_from_dict(_community_dict(seed=1), "a")
+    save_frame(tmp_path / "a.npz", frame)
+    save_frame(tmp_path / "b.npz", frame)
+    assert len(load_results(tmp_path, "acr")) == 2
+    save_frame(tmp_path / "a.json", frame)
+    with pytest.raises(ResultsFileError, match=r"1 frame\(s\) saved twice \(a\.json and a\.npz\)"):
+        load_results(tmp_path, "acr")
+
+
 def test_missing_directory(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="nope"):
         load_results(tmp_path / "nope", "spd")

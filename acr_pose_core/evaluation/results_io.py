@@ -503,7 +503,8 @@ def load_results(pred_dir: str | os.PathLike, fmt: Literal["acr", "spd"]) -> lis
     Raises:
         ValueError: ``fmt`` is not ``"acr"`` or ``"spd"``.
         FileNotFoundError / NotADirectoryError: ``pred_dir`` does not exist or is not a directory.
-        ResultsFileError: no file matches, or a file is unreadable or invalid (the message names it).
+        ResultsFileError: no file matches, a frame is saved both as ``NAME.npz`` and ``NAME.json``, or a file is
+            unreadable or invalid (the message names it).
     """
     if fmt not in _PATTERNS:
         raise ValueError(f"unknown results format {fmt!r}; expected one of {sorted(_PATTERNS)}")
@@ -522,6 +523,14 @@ def load_results(pred_dir: str | os.PathLike, fmt: Literal["acr", "spd"]) -> lis
             if n:
                 message += f"; it holds {n} {' / '.join(other_patterns)} file(s): use format {other!r}"
         raise ResultsFileError(message)
+    stems: dict[str, list[str]] = {}
+    for path in paths:
+        stems.setdefault(path.stem, []).append(path.name)
+    twice = [" and ".join(names) for names in stems.values() if len(names) > 1]
+    if fmt == "acr" and twice:  # one frame saved in both forms would count twice in every metric
+        raise ResultsFileError(
+            f"{directory}: {len(twice)} frame(s) saved twice ({'; '.join(twice[:3])}): keep one file per frame"
+        )
 
     frames: list[FrameResult] = []
     disable = None if len(paths) > _PROGRESS_MIN_FILES else True  # None: tqdm shows a bar only on a TTY
