@@ -126,6 +126,40 @@ def test_detection_frames_targets_and_flips_agree(frames):
     assert seen_flip
 
 
+def test_mask_results_files_are_matched_to_their_own_frame(tmp_path):
+    from acr_pose_core.detection import mask_results_file
+
+    masks = tmp_path / "mrcnn_results" / "real_test"
+    masks.mkdir(parents=True)
+    for stem in ("results_real_test_scene_1_0000", "results_real_test_scene_2_0000", "results_real_test_scene_1_10000"):
+        (masks / f"{stem}.pkl").write_bytes(b"")
+    scene_2 = tmp_path / "real_test" / "scene_2" / "0000"  # --folder real_test/scene_2 names this frame 0000
+    assert mask_results_file(masks, "0000", scene_2).name == "results_real_test_scene_2_0000.pkl"
+    assert mask_results_file(masks, "scene_1_0000").name == "results_real_test_scene_1_0000.pkl"
+    assert mask_results_file(masks, "10000").name == "results_real_test_scene_1_10000.pkl"  # 0000 is not 10000
+    with pytest.raises(ValueError, match="2 Mask R-CNN results files match frame 0000"):
+        mask_results_file(masks, "0000")  # never the first in sorted order
+    with pytest.raises(ValueError, match="match frame 0000"):
+        mask_results_file(masks, "0000", tmp_path / "real_test" / "scene_3" / "0000")
+    with pytest.raises(FileNotFoundError, match="no Mask R-CNN results file for frame 0001"):
+        mask_results_file(masks, "0001", scene_2)
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "shot.pkl").write_bytes(b"")
+    assert mask_results_file(tmp_path / "user", "shot", tmp_path / "shot_color.png").name == "shot.pkl"
+
+
+def test_infer_refuses_two_frames_with_one_output_name(tmp_path, capsys):
+    from acr_pose_core.cli.main import main
+
+    for prefix in ("sub/a", "sub_a"):
+        for kind in ("color", "depth"):
+            (tmp_path / "in" / f"{prefix}_{kind}.png").parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / "in" / f"{prefix}_{kind}.png").write_bytes(b"")
+    assert main(["infer", "--folder", str(tmp_path / "in"), "--masks", "gt", "--out", str(tmp_path / "out")]) == 2
+    assert "would both be written as sub_a.json" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_segmenter_builds_both_backbones_and_returns_detections():
     torch.manual_seed(0)
     for config in (

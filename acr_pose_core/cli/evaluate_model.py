@@ -115,7 +115,7 @@ def evaluate_model(
         if masks == "gt":
             detections = detections_from_frame(frame)
         elif mask_folder is not None:
-            detections = read_mask_results(mask_results_file(mask_folder, name))
+            detections = read_mask_results(mask_results_file(mask_folder, name, prefix))
         H, W = frame.image_size
         camera = CameraIntrinsics.from_matrix(frame.label.intrinsics, W, H)
         start = time.perf_counter()

@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _pairs(folder: Path) -> list[tuple[str, Path, Path | None]]:
-    """``(name, colour file, depth file or None for NOCS-format frames)`` under ``folder``, sorted."""
+    """``(name, colour file, depth file or None for NOCS-format frames)`` under ``folder``, sorted; the name (the
+    path below ``folder`` joined by ``_``) names the outputs, so two frames with one name are refused."""
     found = []
     for color in sorted(folder.rglob("*_color.*")):
         prefix = color.with_name(color.name[: -len("_color" + color.suffix)])
@@ -49,6 +50,11 @@ def _pairs(folder: Path) -> list[tuple[str, Path, Path | None]]:
         if not depths:
             raise FileNotFoundError(f"{color}: no {prefix.name}_depth.* beside it")
         found.append((name, color, depths[0]))
+    seen: dict[str, Path] = {}
+    for name, path, _ in found:  # sub/a_color.png and sub_a_color.png would both write OUT/sub_a.json
+        if name in seen:
+            raise ValueError(f"{seen[name]} and {path} would both be written as {name}.json: rename one of them")
+        seen[name] = path
     return found
 
 
@@ -109,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError(f"{color_path}: --masks gt needs NOCS-format frames (a _mask.png and _meta.txt)")
             detections = detections_from_frame(frame)
         elif mask_folder is not None:
-            detections = read_mask_results(mask_results_file(mask_folder, name))
+            detections = read_mask_results(mask_results_file(mask_folder, name, color_path))
         estimate = estimator.estimate(rgb, depth, camera, detections, args.depth_scale)  # rgb: RGB from either reader
         posed += len(estimate.objects)
         boxes = [

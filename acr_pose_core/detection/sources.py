@@ -200,17 +200,44 @@ def read_mask_results(path: str | os.PathLike) -> Detections:
         raise InputError(f"{path}: {error}") from None
 
 
-def mask_results_file(folder: str | os.PathLike, name: str) -> Path:
-    """The Mask R-CNN results pickle of frame ``name`` (e.g. ``scene_1_0000``) in ``folder``: ``results_*<name>.pkl``
-    (SPD's ``mrcnn_results`` naming), else ``*<name>.pkl``; the first in sorted order.
+def mask_results_file(folder: str | os.PathLike, name: str, frame: str | os.PathLike | None = None) -> Path:
+    """The Mask R-CNN results pickle of frame ``name`` (e.g. ``0000`` or ``scene_1_0000``) in ``folder``.
+
+    A file matches when its stem is ``name`` or ends in ``_<name>`` (SPD's ``mrcnn_results`` naming is
+    ``results_<split>_<scene>_<frame>.pkl``); ``results_*`` files are preferred when both kinds match. Where several
+    match (``name`` ``0000`` matches every scene's frame 0000), the frame's own path ``frame`` (its colour file or
+    prefix, e.g. ``real_test/scene_2/0000``) decides: the longest run of its trailing path parts, joined by ``_``,
+    that one file's stem ends in. Never the first in sorted order: a frame gets its own masks or an error.
 
     Raises:
         FileNotFoundError: no such file.
+        ValueError: more than one file matches and ``frame`` does not tell them apart.
     """
     folder = Path(folder)
-    found = sorted(folder.glob(f"results_*{name}.pkl")) or sorted(folder.glob(f"*{name}.pkl"))
+
+    def ends_in(path: Path, key: str) -> bool:
+        return path.stem == key or path.stem.endswith(f"_{key}")
+
+    found = [p for p in sorted(folder.glob("*.pkl")) if ends_in(p, name)]
+    found = [p for p in found if p.name.startswith("results_")] or found
     if not found:
         raise FileNotFoundError(f"{folder}: no Mask R-CNN results file for frame {name} (results_*_{name}.pkl)")
+    if len(found) > 1 and frame is not None:
+        stem = Path(frame).name  # a prefix (0000) or a colour file (a_color.png: a)
+        stem = Path(stem).stem[: -len("_color")] if Path(stem).stem.endswith("_color") else stem
+        parts = [*Path(frame).absolute().parent.parts[1:], stem]
+        for k in range(1, len(parts) + 1):
+            narrowed = [p for p in found if ends_in(p, "_".join(parts[-k:]))]
+            if len(narrowed) == 1:
+                return narrowed[0]
+            if not narrowed:
+                break
+    if len(found) > 1:
+        listed = ", ".join(p.name for p in found[:3]) + (", ..." if len(found) > 3 else "")
+        raise ValueError(
+            f"{folder}: {len(found)} Mask R-CNN results files match frame {name} ({listed}): point --masks at the "
+            "folder of this split's results, or name the files results_<split>_<scene>_<frame>.pkl"
+        )
     return found[0]
 
 
