@@ -19,6 +19,7 @@ from torch import nn
 from acr_pose_core.training.checkpoint import (
     CheckpointError,
     TrainingState,
+    find_checkpoint,
     git_commit,
     latest_checkpoint,
     load_checkpoint,
@@ -234,6 +235,41 @@ def test_resaving_a_step_replaces_it(tmp_path):
     state, path = trained(tmp_path)
     save_checkpoint(tmp_path, state, {}, {"time": "later"})
     assert load_checkpoint(path, make_state())["metadata"] == {"time": "later"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_000000004.b.safetensors", "step_000000004.json"]
+    save_checkpoint(tmp_path, state, {}, {"time": "latest"})  # and back to the first name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_000000004.json", "step_000000004.safetensors"]
+
+
+def test_a_kill_while_a_step_is_re_saved_leaves_it_complete(tmp_path, monkeypatch):
+    """keep_last=1 and an end-of-epoch re-save of the step just saved: killed before its new .json lands, the old
+    checkpoint must still be whole (it is the only one left), and a later save must find nothing in its way."""
+    from acr_pose_core.training import checkpoint
+
+    state = make_state()
+    train(state, 1)
+    save_checkpoint(tmp_path, state, {}, {"n": 1}, keep_last=1)
+    train(state, 1)
+    path = save_checkpoint(tmp_path, state, {}, {"n": 2}, keep_last=1)
+    expected = {k: v.clone() for k, v in state.modules["reconstructor"].state_dict().items()}
+    train(state, 1)  # the re-save carries other weights (a stand-in for changed counters or metrics)
+    state.step -= 1
+    real = checkpoint._replace_atomically
+
+    def killed_at_the_json(tmp, target):
+        if target.suffix == ".json":
+            raise KeyboardInterrupt
+        real(tmp, target)
+
+    monkeypatch.setattr(checkpoint, "_replace_atomically", killed_at_the_json)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, state, {}, {"n": 3}, keep_last=1)
+    monkeypatch.undo()
+    assert find_checkpoint(tmp_path).path == path
+    fresh = make_state()
+    assert load_checkpoint(tmp_path, fresh)["metadata"] == {"n": 2}
+    assert all(torch.equal(v, expected[k]) for k, v in fresh.modules["reconstructor"].state_dict().items())
+    save_checkpoint(tmp_path, state, {}, {"n": 3}, keep_last=1)  # the rerun's save replaces it cleanly
+    assert load_checkpoint(tmp_path, make_state())["metadata"] == {"n": 3}
     assert len(list(tmp_path.iterdir())) == 2
 
 

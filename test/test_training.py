@@ -358,6 +358,11 @@ def _run(data, out, *overrides, **kwargs):
     return Trainer(config, out, progress=False, **{"max_steps": 1, **kwargs})
 
 
+def tensor_file(checkpoint: Path) -> Path:
+    """The tensor file a checkpoint's .json names (a re-saved step's is step_N.b.safetensors)."""
+    return checkpoint.with_name(json.loads(checkpoint.read_text())["tensors"]["file"])
+
+
 def test_resume_resumes_or_fails_clearly(data, tmp_path):
     from acr_pose_core.training.trainer import RunWarning
 
@@ -366,13 +371,13 @@ def test_resume_resumes_or_fails_clearly(data, tmp_path):
     assert not (tmp_path / "missing").exists()
     run = tmp_path / "run"
     _run(data, run, "checkpoint_every=1", max_steps=2).run()  # checkpoints of steps 1 and 2
-    newest = run / "checkpoints" / "step_000000002.safetensors"
+    newest = tensor_file(run / "checkpoints" / "step_000000002.json")
     newest.write_bytes(newest.read_bytes()[:100])  # truncated
     with pytest.warns(RunWarning, match="skipping checkpoint step_000000002.json: .*truncated"):
         resumed = _run(data, run, resume=True, max_steps=3)
     assert resumed.state.step == 1
     resumed.release()  # never run: free the folder's lock for the next trainer
-    first = run / "checkpoints" / "step_000000001.safetensors"
+    first = tensor_file(run / "checkpoints" / "step_000000001.json")
     first.write_bytes(first.read_bytes()[:100])
     with pytest.warns(RunWarning), pytest.raises(FileNotFoundError, match=r"holds no complete checkpoint \(2 incompl"):
         _run(data, run, resume=True)
@@ -453,8 +458,8 @@ def test_rewind_log_keeps_the_complete_lines_up_to_the_checkpoint(tmp_path):
 def test_a_resumed_run_continues_the_log_from_its_checkpoint(data, tmp_path):
     run = tmp_path / "run"
     _run(data, run, "checkpoint_every=1", max_steps=2).run()
-    for name in ("step_000000002.json", "step_000000002.safetensors"):  # killed after logging step 2, before its
-        (run / "checkpoints" / name).unlink()  # checkpoint was complete
+    for path in (run / "checkpoints").glob("step_000000002.*"):  # killed after logging step 2, before its
+        path.unlink()  # checkpoint was complete
     with open(run / "log.jsonl", "a") as f:
         f.write('{"step": 3, "cd": 0.0')  # and mid-line
     _run(data, run, resume=True, max_steps=2).run()

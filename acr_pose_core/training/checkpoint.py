@@ -21,7 +21,10 @@ Both files are written atomically (a temporary file in the same directory, fsync
 a checkpoint exists iff its JSON exists and the recorded sha256 matches the tensor file: a run killed while saving
 leaves at worst an orphan tensor file that :func:`latest_checkpoint` ignores, and resuming from the newest complete
 checkpoint (:func:`load_checkpoint`) restores modules, optimisers, schedulers, RNG states and counters, so the run
-continues bit for bit (given deterministic kernels) and loses only the steps since that checkpoint.
+continues bit for bit (given deterministic kernels) and loses only the steps since that checkpoint. Saving a step
+again (the end-of-epoch save of a step just saved) writes its tensors under the other of two names
+(``step_<s:09d>.safetensors``, ``step_<s:09d>.b.safetensors``): replacing the JSON switches from one complete
+checkpoint to the other.
 """
 
 from __future__ import annotations
@@ -62,8 +65,8 @@ __all__ = [
 FORMAT = "acr-pose-checkpoint"
 FORMAT_VERSION = 1  # bump when the layout changes; loading refuses versions it does not know
 
-_NAME = re.compile(r"^step_(\d+)\.(json|safetensors)$")
-_TMP = re.compile(r"^\.step_\d+\.(json|safetensors)\.[0-9a-f]+\.tmp$")
+_NAME = re.compile(r"^step_(\d+)(?:\.b)?\.(json|safetensors)$")  # step_N.b.safetensors: a re-saved step's tensors
+_TMP = re.compile(r"^\.step_\d+(?:\.b)?\.(json|safetensors)\.[0-9a-f]+\.tmp$")
 _TAGS = frozenset({"__tensor__", "__tuple__", "__counter__", "__dict__"})
 _CHUNK = 1 << 20  # bytes read at a time when hashing
 _LINE = 100  # characters: JSON containers up to this width stay on one line
@@ -291,7 +294,8 @@ def save_checkpoint(
 
     ``config`` and ``metadata`` must be JSON-serialisable (paths and scalar numbers are converted). Everything is
     checked before anything is written: an unstorable value raises :class:`CheckpointError` naming it and leaves the
-    directory as it was. An existing checkpoint of the same step is replaced. With ``keep_last``, the one just
+    directory as it was. An existing checkpoint of the same step is replaced, atomically (its files are not
+    rewritten: see the comment at the write). With ``keep_last``, the one just
     written and the ``keep_last - 1`` newest complete checkpoints before it stay; older and incomplete ones before it,
     and temporary files of interrupted saves, are removed. Checkpoints of later steps (another run's) are left alone.
     """
@@ -343,9 +347,12 @@ def save_checkpoint(
 
     directory.mkdir(parents=True, exist_ok=True)
     json_path = directory / f"{stem}.json"
-    tensor_path = directory / f"{stem}.safetensors"
-    # Re-saving a step replaces its files in the same order: the old .json does not match a new tensor file (sha256),
-    # so the checkpoint reads as incomplete until the new .json lands, and as complete throughout if nothing changed.
+    # Re-saving a step never touches the files its .json names: the new tensors go to the other of the two names
+    # (step_N.safetensors, step_N.b.safetensors), and the atomic replacement of the .json is the one moment the
+    # checkpoint changes; a kill at any point leaves the old checkpoint or the new one complete, never neither.
+    previous = _tensor_file_of(json_path)
+    tensor_path = directory / (f"{stem}.b.safetensors" if previous == f"{stem}.safetensors" else f"{stem}.safetensors")
+    document["tensors"]["file"] = tensor_path.name
     tmp = _temporary(tensor_path)
     try:
         # safetensors' save_file creates its file with mode 0600; the bytes go through open() like every other file
@@ -365,9 +372,20 @@ def save_checkpoint(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    for stale in (directory / f"{stem}.safetensors", directory / f"{stem}.b.safetensors"):
+        if stale != tensor_path:  # the replaced checkpoint's tensors, named by no .json now
+            stale.unlink(missing_ok=True)
     if keep_last is not None:
         _prune(directory, keep_last, int(state.step))
     return json_path
+
+
+def _tensor_file_of(json_path: Path) -> str | None:
+    """The tensor file name an existing checkpoint document records (None if there is none or it is unreadable)."""
+    try:
+        return _read_document(json_path)["tensors"]["file"]
+    except (OSError, CheckpointError, ValueError):
+        return None
 
 
 def _steps(directory: Path) -> dict[int, list[Path]]:
