@@ -62,11 +62,29 @@ def read_depth_file(path: str | os.PathLike) -> np.ndarray:
     return depth.astype(np.float32) if depth.dtype == np.float64 else depth
 
 
+def _pinhole(path: Path, K: list[float]) -> list[float]:
+    """``fx, fy, cx, cy`` of a row-major 3×3 matrix, which must be a pinhole camera (no skew, last row 0 0 1): the
+    estimator has no other model, and dropping the other entries would pose every object in a wrong frame."""
+    if K[1] != 0 or K[3] != 0 or K[6:] != [0, 0, 1]:
+        raise ValueError(f"{path}: K must be a pinhole matrix [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] (no skew), got {K}")
+    return [K[0], K[4], K[2], K[5]]
+
+
+def _number(path: Path, key: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):  # JSON true is not a focal length
+        raise ValueError(f"{path}: {key} must be a number, got {json.dumps(value)[:40]}")
+    return float(value)
+
+
 def read_intrinsics_file(path: str | os.PathLike, width: int, height: int) -> CameraIntrinsics:
-    """The camera of ``width × height`` images from a file (module docstring). Raises ValueError when unreadable
-    or when the file names another image size."""
+    """The camera of ``width × height`` images from a file (module docstring). Raises ValueError when unreadable,
+    when a value is not a number, when a 3×3 matrix is not a pinhole one, or when the file names another image
+    size."""
     path = _exists(Path(path))
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file (expected JSON or 4 or 9 numbers)") from None
     size = (width, height)
     if path.suffix.lower() == ".json":
         try:
@@ -76,16 +94,24 @@ def read_intrinsics_file(path: str | os.PathLike, width: int, height: int) -> Ca
         if not isinstance(d, dict):
             raise ValueError(f"{path}: expected an object with fx, fy, cx, cy or K")
         if {"fx", "fy", "cx", "cy"} <= set(d):
-            values = [d["fx"], d["fy"], d["cx"], d["cy"]]
+            values = [_number(path, k, d[k]) for k in ("fx", "fy", "cx", "cy")]
         elif "K" in d or "k" in d:
-            K = np.asarray(d.get("K", d.get("k")), dtype=np.float64).reshape(-1)
-            if K.size != 9:
-                raise ValueError(f"{path}: K must have 9 numbers, got {K.size}")
-            values = [K[0], K[4], K[2], K[5]]
+            rows = d.get("K", d.get("k"))
+            flat = (
+                [v for row in rows for v in row]
+                if isinstance(rows, list) and all(isinstance(row, list) for row in rows)
+                else rows
+            )
+            if not isinstance(flat, list) or len(flat) != 9:
+                raise ValueError(f"{path}: K must be 9 numbers (a 3x3 matrix, nested or flat)")
+            values = _pinhole(path, [_number(path, "K", v) for v in flat])
         else:
             raise ValueError(f"{path}: expected fx, fy, cx, cy or K")
         if "width" in d and "height" in d:
-            size = (int(d["width"]), int(d["height"]))
+            for key in ("width", "height"):
+                if isinstance(d[key], bool) or not isinstance(d[key], int):
+                    raise ValueError(f"{path}: {key} must be an integer, got {json.dumps(d[key])[:40]}")
+            size = (d["width"], d["height"])
     else:
         try:
             numbers = [float(v) for v in text.replace(",", " ").split()]
@@ -94,7 +120,7 @@ def read_intrinsics_file(path: str | os.PathLike, width: int, height: int) -> Ca
         if len(numbers) == 4:
             values = numbers
         elif len(numbers) == 9:
-            values = [numbers[0], numbers[4], numbers[2], numbers[5]]
+            values = _pinhole(path, numbers)
         else:
             raise ValueError(f"{path}: expected 4 numbers (fx fy cx cy) or 9 (the 3x3 matrix), got {len(numbers)}")
     if size != (width, height):
