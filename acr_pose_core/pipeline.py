@@ -40,6 +40,7 @@ from acr_pose_core.data import nocs_format
 from acr_pose_core.data.instance import InstanceInputs, instance_inputs, normalise_crop
 from acr_pose_core.detection import Detections, InputError, MaskSource, as_mask_source
 from acr_pose_core.detection.segmenter import Segmenter
+from acr_pose_core.device import choose_device
 from acr_pose_core.evaluation.results import FrameResult
 from acr_pose_core.geometry import ObjectPoses, poses_from_nocs, ransac_uniforms
 from acr_pose_core.geometry.boxes import box_corners, transform_points
@@ -72,13 +73,6 @@ PRECISIONS = ("float32", "bfloat16")
 OBJECT_BUCKETS = (1, 2, 4, 8, 16, 32)
 """The object counts a frame's batch is padded to with ``PoseEstimator(cuda_graphs=True)`` (one graph each; a frame
 with more objects runs in batches of the largest)."""
-
-
-def choose_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"``: CUDA when available, else CPU; anything else as torch reads it."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 @dataclass(frozen=True)

@@ -639,3 +639,20 @@ def test_train_default_makes_a_model_folder_with_its_card(tmp_path):
     document = json.loads((out / "training.json").read_text())
     assert document["training"]["reconstructor"]["steps"] >= 2 and document["training"]["segmenter"]["steps"] >= 2
     assert [d["frames"] for d in document["data"]] == [3, 1, 1]
+
+
+def test_a_device_that_is_not_here_is_a_clear_error(tmp_path, capsys):
+    from acr_pose_core.cli.main import main
+    from acr_pose_core.device import choose_device
+
+    assert choose_device("cpu") == torch.device("cpu")
+    assert choose_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="unknown device 'bogus'"):
+        choose_device("bogus")
+    with pytest.raises(ValueError, match=r"device 'cuda:99': (no CUDA GPU|this machine has)"):
+        choose_device("cuda:99")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU is available here"):
+            choose_device("cuda")
+    assert main(["demo", "--device", "bogus", "--out", str(tmp_path / "demo")]) == 2
+    assert "error: unknown device 'bogus'" in capsys.readouterr().err

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from acr_pose_core.data import nocs_format
 from acr_pose_core.data.detection_frames import DetectionFrames, collate_detection, frame_objects
+from acr_pose_core.device import choose_device
 from acr_pose_core.evaluation.instance_ap import FrameInstances, instance_ap
 from acr_pose_core.fileio import finite_or_none, json_text, write_atomically
 from acr_pose_core.models.segmenter import SegmenterConfig, build_segmenter
@@ -43,7 +44,7 @@ from acr_pose_core.training.config import (
 )
 from acr_pose_core.training.pretrained import backbone_state
 from acr_pose_core.training.run import rewind_log
-from acr_pose_core.training.trainer import _check_run_folder, _select_device, lock_run_folder
+from acr_pose_core.training.trainer import _check_run_folder, lock_run_folder
 
 __all__ = ["DetectorTrainConfig", "DetectorTrainer", "freeze_backbone", "load_detector_config", "predict_instances"]
 
@@ -247,7 +248,7 @@ class DetectorTrainer:
             if refused:
                 listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in refused.items())
                 raise ValueError(f"cannot resume {self.out} with other settings ({listed})")
-        self.device = _select_device(config.device)
+        self.device = choose_device(config.device)
         sources = [DetectionFrames(s.root, config.augment, config.seed) for s in config.train]
         empty = [s.root for s, d in zip(config.train, sources, strict=True) if not len(d)]
         if empty:

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from acr_pose_core.data.dataset import PoseDataset, mixed
 from acr_pose_core.data.priors import load_priors
+from acr_pose_core.device import choose_device
 from acr_pose_core.evaluation.metrics import evaluate_frames
 from acr_pose_core.evaluation.results import FrameResult
 from acr_pose_core.fileio import json_text, write_atomically
@@ -204,12 +205,6 @@ class RunWarning(UserWarning):
     """Something about a run's folder the user should know: a skipped checkpoint, a setting changed on resume."""
 
 
-def _select_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def _dataset(source: DataSourceConfig, priors: np.ndarray, config: TrainConfig, augment: bool) -> PoseDataset:
     root = Path(source.root)
     if not root.is_dir():
@@ -263,7 +258,7 @@ class Trainer:
         self.checkpoints = self.out / "checkpoints"
         self.max_steps = max_steps
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.device = _select_device(config.device)
+        self.device = choose_device(config.device)
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         self.rank = dist.get_rank() if self.world > 1 else 0
