@@ -43,8 +43,8 @@ from acr_pose_core.training.config import (
     load_settings,
 )
 from acr_pose_core.training.pretrained import backbone_state
-from acr_pose_core.training.run import rewind_log
-from acr_pose_core.training.trainer import _check_run_folder, lock_run_folder
+from acr_pose_core.training.run import LockedRun, rewind_log
+from acr_pose_core.training.trainer import _check_run_folder
 
 __all__ = ["DetectorTrainConfig", "DetectorTrainer", "freeze_backbone", "load_detector_config", "predict_instances"]
 
@@ -203,7 +203,7 @@ def freeze_backbone(model: torch.nn.Module, blocks: int, norm: bool) -> list[tor
     return frozen
 
 
-class DetectorTrainer:
+class DetectorTrainer(LockedRun):
     """Trains a segmenter as ``config`` says, writing everything under ``out`` (see the module docstring)."""
 
     def __init__(
@@ -215,17 +215,7 @@ class DetectorTrainer:
         progress: bool | None = None,
         max_steps: int | None = None,
     ) -> None:
-        self.lock = lock_run_folder(out, resume)  # held until run() ends (training.run)
-        try:
-            self._setup(config, out, resume, overwrite, progress, max_steps)
-        except BaseException:
-            self.release()
-            raise
-
-    def release(self) -> None:
-        """Free the run folder's lock (done when :meth:`run` ends)."""
-        if getattr(self, "lock", None) is not None:
-            self.lock.release()
+        self._hold(out, resume, lambda: self._setup(config, out, resume, overwrite, progress, max_steps))
 
     def _setup(self, config, out, resume, overwrite, progress, max_steps) -> None:
         if not config.train:
@@ -347,15 +337,8 @@ class DetectorTrainer:
         metrics["val_frames"] = len(truths)
         return {k: finite_or_none(v) for k, v in metrics.items()}
 
-    def run(self) -> dict[str, Any]:
-        """Train to ``config.steps`` (or ``max_steps``); returns the last losses and metrics. The run folder's lock
-        is released when it returns or raises."""
-        try:
-            return self._run()
-        finally:
-            self.release()
-
     def _run(self) -> dict[str, Any]:
+        """Train to ``config.steps`` (or ``max_steps``); :meth:`run` calls it under the lock."""
         cfg, state = self.config, self.state
         end = cfg.steps if self.max_steps is None else min(cfg.steps, self.max_steps)
         self.train_mode()

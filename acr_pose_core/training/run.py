@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from acr_pose_core.fileio import write_atomically
 
@@ -25,7 +27,7 @@ try:
 except ImportError:  # pragma: no cover (Windows)
     fcntl = None
 
-__all__ = ["LOCK_FILE", "RunFolderInUseError", "RunLock", "rewind_log"]
+__all__ = ["LOCK_FILE", "LockedRun", "RunFolderInUseError", "RunLock", "lock_run_folder", "rewind_log"]
 
 LOCK_FILE = "run.lock"
 
@@ -103,3 +105,43 @@ def rewind_log(path: str | os.PathLike, step: int) -> int:
     if dropped:
         write_atomically(path, "".join(kept))
     return dropped
+
+
+def lock_run_folder(out: str | os.PathLike, resume: bool) -> RunLock | None:
+    """The run folder's lock, taken by the main process (torchrun's ``RANK`` 0) before the folder rules apply; None
+    on the other ranks, and for ``resume`` into a folder that does not exist (refused by the rules, created by
+    nothing)."""
+    if int(os.environ.get("RANK", "0")) != 0 or (resume and not Path(out).exists()):
+        return None
+    return RunLock(out)
+
+
+class LockedRun:
+    """What both trainers share about holding their folder: :meth:`_hold` takes the lock and runs the set-up under
+    it (a set-up that fails frees it), :meth:`run` runs ``_run`` and frees the lock however it ends."""
+
+    lock: RunLock | None = None
+
+    def _hold(self, out: str | os.PathLike, resume: bool, setup: Callable[[], None]) -> None:
+        self.lock = lock_run_folder(out, resume)
+        try:
+            setup()
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Free the run folder's lock (done when :meth:`run` ends)."""
+        if self.lock is not None:
+            self.lock.release()
+
+    def run(self) -> dict[str, Any]:
+        """Train (the subclass's ``_run``); returns its last losses and metrics. The run folder's lock is released
+        when it returns or raises."""
+        try:
+            return self._run()
+        finally:
+            self.release()
+
+    def _run(self) -> dict[str, Any]:  # pragma: no cover (abstract)
+        raise NotImplementedError

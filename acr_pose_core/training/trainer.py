@@ -73,9 +73,9 @@ from acr_pose_core.training.config import (
     config_to_dict,
 )
 from acr_pose_core.training.model_folder import load_model_folder
-from acr_pose_core.training.run import RunLock, rewind_log
+from acr_pose_core.training.run import LockedRun, rewind_log
 
-__all__ = ["RUN_ENTRIES", "RunWarning", "Trainer", "lock_run_folder", "losses_on_host"]
+__all__ = ["RUN_ENTRIES", "RunWarning", "Trainer", "losses_on_host"]
 
 _MODEL_KEYS = ("points", "rgb", "choose", "category", "prior")
 
@@ -172,15 +172,6 @@ def _check_run_folder(out: Path, resume: bool, overwrite: bool, is_main: bool = 
     return None
 
 
-def lock_run_folder(out: str | os.PathLike, resume: bool) -> RunLock | None:
-    """The run folder's lock, taken by the main process (torchrun's ``RANK`` 0) before the folder rules apply; None
-    on the other ranks, and for ``resume`` into a folder that does not exist (refused by the rules, created by
-    nothing)."""
-    if int(os.environ.get("RANK", "0")) != 0 or (resume and not Path(out).exists()):
-        return None
-    return RunLock(out)
-
-
 def _resumable_changes(checkpoint: Path, config: TrainConfig) -> dict[str, tuple[Any, Any]]:
     """The settings ``config`` changes against the run's (as its checkpoint recorded them); only
     :data:`~acr_pose_core.training.config.RESUMABLE_CHANGES` are allowed, anything else is a :class:`ValueError`
@@ -222,7 +213,7 @@ def _dataset(source: DataSourceConfig, priors: np.ndarray, config: TrainConfig, 
     )
 
 
-class Trainer:
+class Trainer(LockedRun):
     """Trains a Reconstructor (and Discriminator) as ``config`` says, writing everything under ``out``."""
 
     def __init__(
@@ -236,17 +227,7 @@ class Trainer:
     ) -> None:
         """Set up a run in ``out`` (see :func:`_check_run_folder` for what ``resume`` and ``overwrite`` allow),
         holding the folder's :class:`~acr_pose_core.training.run.RunLock` until :meth:`run` ends."""
-        self.lock = lock_run_folder(out, resume)
-        try:
-            self._setup(config, out, resume, progress, max_steps, overwrite)
-        except BaseException:
-            self.release()
-            raise
-
-    def release(self) -> None:
-        """Free the run folder's lock (done when :meth:`run` ends)."""
-        if getattr(self, "lock", None) is not None:
-            self.lock.release()
+        self._hold(out, resume, lambda: self._setup(config, out, resume, progress, max_steps, overwrite))
 
     def _setup(self, config, out, resume, progress, max_steps, overwrite) -> None:
         if not config.train:
@@ -512,15 +493,8 @@ class Trainer:
             self.checkpoints, self.state, config_to_dict(self.config), metadata, self.config.keep_checkpoints
         )
 
-    def run(self) -> dict[str, Any]:
-        """Train until the configured number of epochs (or ``max_steps``); returns the last losses and metrics.
-        The run folder's lock is released when it returns or raises."""
-        try:
-            return self._run()
-        finally:
-            self.release()
-
     def _run(self) -> dict[str, Any]:
+        """Train until the configured number of epochs (or ``max_steps``); :meth:`run` calls it under the lock."""
         cfg, state = self.config, self.state
         last: dict[str, float] = {}
         history: list[dict[str, float]] = []
