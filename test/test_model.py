@@ -208,8 +208,14 @@ def test_bf16_autocast_keeps_the_outputs_in_float32_and_trains():
     for name in ("nocs", "assignment", "assignment_logits", "deformation", "deformed_prior"):
         assert getattr(out, name).dtype == torch.float32, name
     torch.testing.assert_close(out.assignment.sum(-1), torch.ones(3, config.num_points), atol=1e-6, rtol=0)
-    # bf16 keeps 8 significant bits (0.4 %) of logits that spread by about 1: a few per cent of the prior's extent
-    assert (out.nocs - reference.nocs).abs().max() < 0.03 * reference.deformed_prior.abs().max()
+    # bf16 keeps 8 significant bits (0.4 %) of the assignment logits; the NOCS points move by a fraction of a per cent
+    # of the prior's extent on average (0.3 % measured), a few per cent at worst (2.4 % here, 4.4 % on another CPU's
+    # bf16 kernels), while a differently initialised model differs by 8 % on average: the mean is the tight check,
+    # the worst point only a loose one, since its size depends on the machine's kernels.
+    error = (out.nocs - reference.nocs).abs()
+    extent = reference.deformed_prior.abs().max()
+    assert error.mean() < 0.02 * extent
+    assert error.max() < 0.15 * extent
     out.nocs.square().sum().backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
