@@ -35,7 +35,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import torch
 
-from acr_pose_core.categories import category_name
+from acr_pose_core.categories import Y_SYMMETRIC, category_name
 from acr_pose_core.data import nocs_format
 from acr_pose_core.data.instance import InstanceInputs, instance_inputs, normalise_crop
 from acr_pose_core.detection import Detections, InputError, MaskSource, as_mask_source
@@ -45,6 +45,7 @@ from acr_pose_core.evaluation.results import FrameResult
 from acr_pose_core.geometry import ObjectPoses, poses_from_nocs, ransac_uniforms
 from acr_pose_core.geometry.boxes import box_corners, transform_points
 from acr_pose_core.geometry.camera import CameraIntrinsics
+from acr_pose_core.geometry.covariance import pose_covariance
 from acr_pose_core.geometry.rotations import decompose_sRT
 from acr_pose_core.models.reconstructor import ReconstructorOutput
 from acr_pose_core.training.model_folder import LoadedModel, load_model_folder
@@ -66,6 +67,11 @@ __all__ = [
 
 MIN_POINTS = 32
 """Fewest object pixels with depth an object needs (SPD's evaluation skips objects with fewer than 32)."""
+
+EFFECTIVE_POINTS = 2.0
+"""How many independent points a fit's residuals are worth for :attr:`ObjectPose.covariance` (the reconstruction's
+errors are correlated over the object): chosen so that the shipped default's translation errors on its val split
+are normalised by the covariance (``benchmarks/covariance.py``)."""
 
 PRECISIONS = ("float32", "bfloat16")
 """The Reconstructor's precisions the estimator offers (``PoseEstimator(precision=...)``)."""
@@ -194,6 +200,10 @@ class ObjectPose:
         points: (N, 3) float32 the observed points, camera frame, metres.
         num_points: object pixels with depth (before sampling to N).
         inlier_ratio: RANSAC's inlier ratio of the alignment.
+        covariance: (6, 6) float64 covariance of ``(translation, rotation)`` in ``PoseWithCovariance``'s order and
+            units (:func:`acr_pose_core.geometry.covariance.pose_covariance` of the fit's inliers, worth
+            :data:`EFFECTIVE_POINTS` independent points; free about y for the y-symmetric categories); NaN where
+            undetermined.
     """
 
     detection: int
@@ -213,6 +223,7 @@ class ObjectPose:
     points: np.ndarray = field(repr=False)
     num_points: int = 0
     inlier_ratio: float = 0.0
+    covariance: np.ndarray = field(default_factory=lambda: np.full((6, 6), np.nan), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no masks or point arrays)."""
@@ -231,6 +242,8 @@ class ObjectPose:
             "box_yxyx": self.box.tolist(),
             "num_points": self.num_points,
             "inlier_ratio": self.inlier_ratio,
+            # (6, 6) row-major list, or None where undetermined (JSON has no NaN)
+            "covariance": self.covariance.tolist() if np.isfinite(self.covariance).all() else None,
         }
 
 
@@ -290,6 +303,7 @@ class BatchResult:
     sRT: np.ndarray  # (B, 4, 4) float64, p_camera = sRT[:3, :3] @ p_nocs + sRT[:3, 3]
     valid: np.ndarray  # (B,) bool
     inlier_ratio: np.ndarray  # (B,) float64
+    inliers: np.ndarray  # (B, N) bool, the points of the final fit
     size_nocs: np.ndarray  # (B, 3) float64 NOCS units
     nocs: np.ndarray  # (B, N, 3) float32
 
@@ -300,6 +314,7 @@ class BatchResult:
             sRT=fit.sRT[:count].cpu().numpy(),
             valid=fit.valid[:count].cpu().numpy(),
             inlier_ratio=fit.inlier_ratio[:count].double().cpu().numpy(),
+            inliers=fit.inliers[:count].cpu().numpy(),
             size_nocs=out.size[:count].double().cpu().numpy(),
             nocs=out.nocs[:count].float().cpu().numpy(),
         )
@@ -591,6 +606,8 @@ class PoseEstimator:
         class_ids = masks.class_ids[index]  # (B,)
         found = self.run_batch(self.batch(objects, class_ids))
         sRT, size_nocs, valid, ratio, nocs = found.sRT, found.size_nocs, found.valid, found.inlier_ratio, found.nocs
+        # host-side, float64; from the uncalibrated fit (the size factor changes s only, not the pose's residuals)
+        points = [objects[b].points for b in range(len(index))]
         result: dict[int, ObjectPose] = {}
         for b, k in enumerate(index):
             if not valid[b]:
@@ -618,6 +635,14 @@ class PoseEstimator:
                 points=objects[b].points.astype(np.float32),
                 num_points=objects[b].num_valid,
                 inlier_ratio=float(ratio[b]),
+                covariance=pose_covariance(
+                    nocs[b],
+                    points[b],
+                    sRT[b],
+                    found.inliers[b],
+                    effective_points=EFFECTIVE_POINTS,
+                    symmetric_y=category_name(class_id) in Y_SYMMETRIC,
+                ),
             )
         return result
 

@@ -10,6 +10,9 @@ metres. For an object with ``p_camera = s·R·p_nocs + t``:
 
 - ``Detection3D.results[0].hypothesis.class_id`` = category name, ``.score`` in [0, 1];
 - ``.results[0].pose.pose``: position ``t``, orientation the unit quaternion of ``R`` (x, y, z, w; w ≥ 0);
+- ``.results[0].pose.covariance``: :attr:`ObjectPose.covariance <acr_pose_core.pipeline.ObjectPose>` row-major
+  (x, y, z, rot_x, rot_y, rot_z about the image frame's axes; m², rad²), all zero where it is undetermined; the
+  y-symmetric categories (bottle, bowl, can) carry variance π²/3 about their own y axis (the free rotation);
 - ``bbox.center`` = the same pose (NOCS boxes are centred on the object origin), ``bbox.size = s · size_nocs``
   metres along the object's own x, y, z;
 - ``id`` = ``<category>_<i>``, ``i`` counting that category's objects in the frame in detection order; the TF child
@@ -74,6 +77,12 @@ def _pose(types: MessageTypes, obj: ObjectPose) -> Any:
     )
 
 
+def _covariance(obj: ObjectPose) -> np.ndarray:
+    """(36,) float64 row-major pose covariance; zeros (unknown) where undetermined."""
+    cov = np.asarray(obj.covariance, dtype=np.float64).reshape(36)
+    return cov if np.isfinite(cov).all() else np.zeros(36)
+
+
 def detection_array(types: MessageTypes, header: Any, estimate: FrameEstimate) -> Any:
     """vision_msgs/Detection3DArray of ``estimate``'s objects, stamped with ``header`` (module docstring)."""
     detections = []
@@ -81,7 +90,7 @@ def detection_array(types: MessageTypes, header: Any, estimate: FrameEstimate) -
         size = np.asarray(obj.size, dtype=np.float64)  # (3,) metres
         hypothesis = types("vision_msgs/msg/ObjectHypothesisWithPose")(
             hypothesis=types("vision_msgs/msg/ObjectHypothesis")(class_id=obj.category, score=float(obj.score)),
-            pose=types("geometry_msgs/msg/PoseWithCovariance")(pose=_pose(types, obj), covariance=np.zeros(36)),
+            pose=types("geometry_msgs/msg/PoseWithCovariance")(pose=_pose(types, obj), covariance=_covariance(obj)),
         )
         box = types("vision_msgs/msg/BoundingBox3D")(
             center=_pose(types, obj),

@@ -272,6 +272,20 @@ def test_detector_trains_validates_resumes_and_exports(frames, tmp_path):
     assert isinstance(estimator.mask_source, Segmenter)
     with pytest.raises(FileNotFoundError, match="no such checkpoint"):
         export_checkpoint(tmp_path / "recon_run", tmp_path / "x", detector_run=tmp_path / "nothing")
+    # init_from: a fresh run starts from the run's segmenter, or from the exported folder's (float16 in the folder)
+    trained = resumed.model.state_dict()
+    from_run = DetectorTrainer(tiny_detector(frames, f"init_from={run}"), tmp_path / "ft_run", progress=False)
+    assert all(torch.equal(v, trained[k]) for k, v in from_run.model.state_dict().items())
+    from_run.release()
+    from_folder = DetectorTrainer(tiny_detector(frames, f"init_from={folder}"), tmp_path / "ft_folder", progress=False)
+    folder_state = load_model_folder(folder).segmenter.state_dict()
+    assert all(torch.equal(v, folder_state[k]) for k, v in from_folder.model.state_dict().items())
+    assert any(not torch.equal(v, trained[k]) for k, v in from_folder.model.state_dict().items())  # it was rounded
+    from_folder.release()
+    with pytest.raises(ValueError, match="fpn_channels"):
+        DetectorTrainer(tiny_detector(frames, f"init_from={run}", "segmenter.fpn_channels=8"), tmp_path / "ft_x")
+    with pytest.raises(ValueError, match="no segmenter"):
+        DetectorTrainer(tiny_detector(frames, f"init_from={base}"), tmp_path / "ft_y", progress=False)
     assert not load_model_folder(save_model_folder(folder, reconstructor, load_priors().resampled(128))).segmenter
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from acr_pose_core.categories import CATEGORIES
+from acr_pose_core.categories import CATEGORIES, Y_SYMMETRIC
 from acr_pose_core.data import nocs_format
 from acr_pose_core.data.dataset import DatasetConfig, PoseDataset
 from acr_pose_core.data.generate import GenerateConfig, generate, scene_frame
@@ -22,6 +22,7 @@ from acr_pose_core.data.scene import SceneConfig
 from acr_pose_core.detection import Detections, InputError, as_mask_source, detections_from_frame, read_mask_results
 from acr_pose_core.geometry.boxes import box_corners, transform_points
 from acr_pose_core.geometry.camera import CameraIntrinsics
+from acr_pose_core.geometry.covariance import FREE_ANGLE_VARIANCE
 from acr_pose_core.geometry.rotations import pose_errors
 from acr_pose_core.models.config import ReconstructorConfig
 from acr_pose_core.models.reconstructor import Reconstructor, ReconstructorOutput
@@ -117,6 +118,30 @@ def test_known_poses_are_recovered_through_the_whole_pipeline(frame, camera):
         np.testing.assert_allclose(obj.corners, transform_points(inst.sRT, box_corners(inst.size)), atol=1e-4)
         np.testing.assert_allclose(obj.sRT[:3, :3], obj.scale * obj.rotation, atol=1e-12)
         assert obj.inlier_ratio == 1.0
+
+
+def test_each_pose_carries_a_covariance_that_grows_with_the_reconstruction_error(frame, camera):
+    """The oracle's exact NOCS points fit with residuals at rounding level; a fixed error pattern of 0.06 NOCS units
+    gives a covariance of the pattern's size; the y-symmetric categories are free about their own y axis."""
+    detections = detections_from_frame(frame)
+    exact = oracle_estimator(frame).estimate(frame.color, frame.depth, camera, masks=detections)
+    noisy = oracle_estimator(frame, 0.06).estimate(frame.color, frame.depth, camera, masks=detections)
+    assert any(o.category in Y_SYMMETRIC for o in exact.objects)
+    assert any(o.category not in Y_SYMMETRIC for o in exact.objects)
+    for a, b in zip(exact.objects, noisy.objects, strict=True):
+        for obj in (a, b):
+            assert obj.covariance.shape == (6, 6) and np.isfinite(obj.covariance).all()
+            np.testing.assert_array_equal(obj.covariance, obj.covariance.T)
+            assert np.linalg.eigvalsh(obj.covariance).min() > -1e-15
+        t_exact, t_noisy = np.trace(a.covariance[:3, :3]), np.trace(b.covariance[:3, :3])  # metres²
+        assert t_exact < 1e-12 < 1e-7 < t_noisy, (a.category, t_exact, t_noisy)
+        u = b.rotation[:, 1]  # the object's own y axis, camera frame
+        about_y = u @ b.covariance[3:, 3:] @ u  # rad²
+        if b.category in Y_SYMMETRIC:
+            assert about_y == pytest.approx(FREE_ANGLE_VARIANCE, rel=1e-9)
+        else:
+            assert about_y < 0.1, (b.category, about_y)
+        assert b.to_dict()["covariance"] == b.covariance.tolist()
 
 
 def test_the_sync_free_device_step_reads_nothing_on_the_host_and_gives_the_same_poses(frame, camera, tiny_folder):

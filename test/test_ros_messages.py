@@ -48,6 +48,9 @@ def estimate() -> FrameEstimate:
             corners=transform_points(sRT, box_corners(size)), mask=np.zeros((4, 4), bool), box=np.zeros(4, int),
             nocs=np.zeros((0, 3), np.float32), points=np.zeros((0, 3), np.float32),
         ))  # fmt: skip
+        if k < 3:  # a built symmetric positive definite covariance; the laptop's stays undetermined (NaN)
+            A = rng.normal(0, 0.01, (6, 6))
+            objects[-1] = dataclasses.replace(objects[-1], covariance=A @ A.T + 1e-6 * np.eye(6))
     return FrameEstimate(objects, [], (480, 640))
 
 
@@ -73,7 +76,9 @@ def check_detections(msg, estimate) -> None:
             np.testing.assert_allclose(quaternion_matrix(q.x, q.y, q.z, q.w), obj.rotation, rtol=0, atol=1e-12)
         size = det.bbox.size
         np.testing.assert_allclose([size.x, size.y, size.z], obj.scale * obj.size_nocs, rtol=0, atol=1e-12)
-        assert np.array_equal(result.pose.covariance, np.zeros(36))
+        expected = obj.covariance.reshape(36) if np.isfinite(obj.covariance).all() else np.zeros(36)  # 0: unknown
+        assert np.array_equal(np.asarray(result.pose.covariance), expected)
+    assert np.count_nonzero([np.any(d.results[0].pose.covariance) for d in msg.detections]) == 3
 
 
 @pytest.mark.parametrize("distro", DISTROS)

@@ -298,11 +298,13 @@ class ObjectPoses(NamedTuple):
         sRT: (B, 4, 4) float64, ``p_camera = sRT[:3, :3] @ p_nocs + sRT[:3, 3]`` (metres); the identity where invalid.
         valid: (B,) bool, False where the alignment failed (a missed object, never a made-up pose).
         inlier_ratio: (B,) float64, RANSAC's best inlier ratio.
+        inliers: (B, N) bool, the points of the final fit (none beyond ``num_valid``).
     """
 
     sRT: torch.Tensor
     valid: torch.Tensor
     inlier_ratio: torch.Tensor
+    inliers: torch.Tensor
 
 
 def poses_from_nocs(
@@ -338,7 +340,7 @@ def poses_from_nocs(
     sRT[:, :3, 3] = fit.translation
     sRT[:, 3, 3] = 1.0
     identity = torch.eye(4, dtype=torch.float64, device=nocs.device).expand(B, 4, 4)
-    return ObjectPoses(torch.where(fit.valid[:, None, None], sRT, identity), fit.valid, fit.inlier_ratio)
+    return ObjectPoses(torch.where(fit.valid[:, None, None], sRT, identity), fit.valid, fit.inlier_ratio, fit.inliers)
 
 
 def _ransac_umeyama_reference(

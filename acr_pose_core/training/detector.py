@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +35,20 @@ from acr_pose_core.evaluation.instance_ap import FrameInstances, instance_ap
 from acr_pose_core.fileio import finite_or_none, json_text, write_atomically
 from acr_pose_core.models.segmenter import SegmenterConfig, build_segmenter
 from acr_pose_core.threads import worker_init_fn
-from acr_pose_core.training.checkpoint import TrainingState, git_commit, load_checkpoint, save_checkpoint
+from acr_pose_core.training.checkpoint import (
+    TrainingState,
+    git_commit,
+    load_checkpoint,
+    load_module_weights,
+    save_checkpoint,
+)
 from acr_pose_core.training.config import (
     DataSourceConfig,
     config_changes_between,
     config_to_dict,
     load_settings,
 )
+from acr_pose_core.training.model_folder import _checkpoint_json, load_model_folder
 from acr_pose_core.training.pretrained import backbone_state
 from acr_pose_core.training.run import LockedRun, rewind_log
 from acr_pose_core.training.trainer import _check_run_folder
@@ -92,6 +99,10 @@ class DetectorTrainConfig:
     # Initial backbone weights: None (random), "imagenet" (the offline ImageNet weights, mobilenet_v2 only;
     # training.pretrained) or a local state-dict file of the backbone body. Read at the start of a fresh run only.
     backbone_weights: str | None = None
+    # A model folder (acr-pose export) or a train-detector checkpoint whose whole segmenter starts the run
+    # (fine-tuning; its configuration must equal ``segmenter``). Read at the start of a fresh run only, after
+    # backbone_weights, which it replaces.
+    init_from: str | None = None
     # The first freeze_backbone_blocks blocks of the backbone body are not trained (torchvision's practice with
     # pretrained weights: the early filters are generic); freeze_backbone_norm keeps every backbone BatchNorm at its
     # stored statistics and affine values (batches of 2 images estimate them badly).
@@ -143,6 +154,32 @@ class DetectorTrainConfig:
             if step >= at:
                 factor = f
         return self.lr * factor
+
+
+_INFERENCE_SETTINGS = ("score_threshold", "mask_threshold", "max_detections", "test_proposals")
+
+
+def _load_initial_segmenter(path: Path, model: torch.nn.Module, config: SegmenterConfig) -> None:
+    """``init_from``: the segmenter of a model folder or of a train-detector checkpoint (or run folder) into
+    ``model``, whose configuration ``config`` must be the stored one."""
+    if (path / "model.json").is_file():
+        loaded = load_model_folder(path)
+        if loaded.segmenter is None:
+            raise ValueError(f"init_from {path}: the model folder has no segmenter")
+        stored, state = loaded.segmenter_config, loaded.segmenter.float().state_dict()
+    else:
+        json_path = _checkpoint_json(path)
+        document = json.loads(json_path.read_text(encoding="utf-8"))
+        stored, state = load_detector_config(tree=document["config"], where=str(json_path)).segmenter, None
+    # the inference settings (thresholds, detections and proposals kept) do not shape the weights
+    stored = replace(stored, **{k: getattr(config, k) for k in _INFERENCE_SETTINGS})
+    if stored != config:
+        changed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in config_changes_between(stored, config).items())
+        raise ValueError(f"init_from {path}: its segmenter configuration differs from segmenter ({changed})")
+    if state is None:
+        load_module_weights(json_path, model, "segmenter")
+    else:
+        model.load_state_dict(state)
 
 
 def load_detector_config(
@@ -251,6 +288,8 @@ class DetectorTrainer(LockedRun):
         body = self.model.backbone.body
         if config.backbone_weights is not None and resume_from is None:
             body.load_state_dict(backbone_state(config.segmenter.backbone, body, config.backbone_weights))
+        if config.init_from is not None and resume_from is None:
+            _load_initial_segmenter(Path(config.init_from), self.model, config.segmenter)
         self.model.to(self.device)
         self.frozen = freeze_backbone(self.model, config.freeze_backbone_blocks, config.freeze_backbone_norm)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
