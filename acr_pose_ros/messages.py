@@ -15,8 +15,10 @@ metres. For an object with ``p_camera = s·R·p_nocs + t``:
   y-symmetric categories (bottle, bowl, can) carry variance π²/3 about their own y axis (the free rotation);
 - ``bbox.center`` = the same pose (NOCS boxes are centred on the object origin), ``bbox.size = s · size_nocs``
   metres along the object's own x, y, z;
-- ``id`` = ``<category>_<i>``, ``i`` counting that category's objects in the frame in detection order; the TF child
-  frame is ``<prefix><id>`` (e.g. ``acr_pose/mug_0``), parent the image's frame, at the image's stamp.
+- ``id`` = ``<category>_<i>``: the node's track id (:mod:`acr_pose_ros.tracking`: the same physical object keeps
+  it from frame to frame), or without tracking ``i`` counting that category's objects in the frame in detection
+  order (:func:`object_names`); the TF child frame is ``<prefix><id>`` (e.g. ``acr_pose/mug_0``), parent the
+  image's frame, at the image's stamp.
 """
 
 from __future__ import annotations
@@ -83,10 +85,13 @@ def _covariance(obj: ObjectPose) -> np.ndarray:
     return cov if np.isfinite(cov).all() else np.zeros(36)
 
 
-def detection_array(types: MessageTypes, header: Any, estimate: FrameEstimate) -> Any:
-    """vision_msgs/Detection3DArray of ``estimate``'s objects, stamped with ``header`` (module docstring)."""
+def detection_array(
+    types: MessageTypes, header: Any, estimate: FrameEstimate, names: Sequence[str] | None = None
+) -> Any:
+    """vision_msgs/Detection3DArray of ``estimate``'s objects, stamped with ``header`` (module docstring); ``names``:
+    the objects' ids (the node's tracker's), default :func:`object_names`."""
     detections = []
-    for obj, name in zip(estimate.objects, object_names(estimate.objects), strict=True):
+    for obj, name in zip(estimate.objects, object_names(estimate.objects) if names is None else names, strict=True):
         size = np.asarray(obj.size, dtype=np.float64)  # (3,) metres
         hypothesis = types("vision_msgs/msg/ObjectHypothesisWithPose")(
             hypothesis=types("vision_msgs/msg/ObjectHypothesis")(class_id=obj.category, score=float(obj.score)),
@@ -100,10 +105,17 @@ def detection_array(types: MessageTypes, header: Any, estimate: FrameEstimate) -
     return types("vision_msgs/msg/Detection3DArray")(header=header, detections=detections)
 
 
-def transform_message(types: MessageTypes, header: Any, estimate: FrameEstimate, prefix: str = "acr_pose/") -> Any:
-    """tf2_msgs/TFMessage: one transform per object, parent ``header.frame_id``, child ``<prefix><name>``."""
+def transform_message(
+    types: MessageTypes,
+    header: Any,
+    estimate: FrameEstimate,
+    prefix: str = "acr_pose/",
+    names: Sequence[str] | None = None,
+) -> Any:
+    """tf2_msgs/TFMessage: one transform per object, parent ``header.frame_id``, child ``<prefix><name>`` (``names``
+    as for :func:`detection_array`)."""
     transforms = []
-    for obj, name in zip(estimate.objects, object_names(estimate.objects), strict=True):
+    for obj, name in zip(estimate.objects, object_names(estimate.objects) if names is None else names, strict=True):
         q = quaternion_xyzw(obj.rotation)
         t = np.asarray(obj.translation, dtype=np.float64)
         transforms.append(
@@ -121,9 +133,16 @@ def transform_message(types: MessageTypes, header: Any, estimate: FrameEstimate,
     return types("tf2_msgs/msg/TFMessage")(transforms=transforms)
 
 
-def marker_array(types: MessageTypes, header: Any, estimate: FrameEstimate, namespace: str = "acr_pose") -> Any:
+def marker_array(
+    types: MessageTypes,
+    header: Any,
+    estimate: FrameEstimate,
+    namespace: str = "acr_pose",
+    names: Sequence[str] | None = None,
+) -> Any:
     """visualization_msgs/MarkerArray for RViz: a DELETEALL (last frame's markers go), then per object its box as
-    a LINE_LIST (5 mm lines) in the camera frame and a text label above it, coloured by category."""
+    a LINE_LIST (5 mm lines) in the camera frame and a text label above it, coloured by category (``names`` as for
+    :func:`detection_array`)."""
     Marker = types("visualization_msgs/msg/Marker")
     Point = types("geometry_msgs/msg/Point")
     identity = types("geometry_msgs/msg/Pose")(
@@ -138,7 +157,9 @@ def marker_array(types: MessageTypes, header: Any, estimate: FrameEstimate, name
                       scale=Vector3(x=x, y=y, z=z), **fields)  # fmt: skip
 
     markers = [Marker(header=header, ns=namespace, id=0, action=3, pose=identity)]  # 3 = DELETEALL
-    for k, (obj, name) in enumerate(zip(estimate.objects, object_names(estimate.objects), strict=True)):
+    for k, (obj, name) in enumerate(
+        zip(estimate.objects, object_names(estimate.objects) if names is None else names, strict=True)
+    ):
         r, g, b = (c / 255.0 for c in CATEGORY_COLOURS.get(obj.category, (255, 255, 255)))
         colour = types("std_msgs/msg/ColorRGBA")(r=float(r), g=float(g), b=float(b), a=1.0)
         corners = np.asarray(obj.corners, dtype=np.float64)  # (8, 3) camera frame, metres

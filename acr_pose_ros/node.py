@@ -8,7 +8,9 @@ Topics (relative names: remap them, or set the namespace, as ``launch/pose.launc
 - out: ``~/detections`` (``/acr_pose/detections``; reliable), ``/tf`` (one frame per object), ``~/markers``
   (visualization_msgs/MarkerArray) and ``~/debug_image`` (sensor_msgs/Image) built only while subscribed, and
   ``~/status`` (std_msgs/String, after each handled set: JSON counters of sets received, posed, skipped and dropped,
-  and ``last_stamp_ns``, the stamp of the set just handled).
+  live tracks, and ``last_stamp_ns``, the stamp of the set just handled; once a second while no set arrives, with
+  ``waiting_s``);
+- service: ``~/reset`` (std_srvs/Trigger) drops the object tracks (:mod:`acr_pose_ros.tracking`).
 
 Threads: the executor only receives and synchronises; a worker thread runs the estimator on the newest
 synchronised set (:class:`~acr_pose_ros.sync.LatestSlot`), so a slow model drops stale frames instead of queueing
@@ -20,6 +22,7 @@ stays valid for Humble and Jazzy.
 from __future__ import annotations
 
 import array
+import dataclasses
 import json
 import signal
 import threading
@@ -35,6 +38,7 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
+from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray, Detection3DArray
 from visualization_msgs.msg import MarkerArray
 
@@ -45,8 +49,12 @@ from acr_pose_ros.frame import debug_image, estimate_frame, frame_inputs
 from acr_pose_ros.messages import detection_array, marker_array, ros_types, transform_message
 from acr_pose_ros.params import INPUT_TOPICS, LABEL_TOPICS, NODE_NAME, RUNTIME, NodeParameters, ParameterError
 from acr_pose_ros.sync import ApproximateSync, LatestSlot, stamp_ns
+from acr_pose_ros.tracking import Tracker
 
 __all__ = ["PoseNode", "main"]
+
+HEARTBEAT_S = 1.0
+"""While no synchronised set arrives, ``~/status`` is published this often (seconds)."""
 
 _DESCRIPTIONS = {
     "model": "model folder (acr-pose export); empty: the shipped default",
@@ -59,7 +67,11 @@ _DESCRIPTIONS = {
     "sync_queue_size": "approximate-time synchroniser queue per input",
     "sync_slop": "largest stamp difference within a synchronised set, seconds",
     "input_reliability": "QoS reliability of the inputs: best_effort or reliable",
-    "frame_prefix": "TF child frames are <frame_prefix><category>_<i>",
+    "frame_prefix": "TF child frames are <frame_prefix><id>",
+    "tracking": "stable ids: the same object keeps its Detection3D id and TF frame across frames",
+    "track_max_distance": "metres: a pose farther from every live track of its category starts a new track",
+    "track_timeout": "seconds (image stamps) a track lives unseen",
+    "pose_smoothing": "alpha in [0, 1) of the tracks' exponential smoothing of pose and size; 0: off",
     "publish_tf": "publish one TF frame per object",
     "publish_markers": "publish RViz markers on ~/markers (only while subscribed)",
     "publish_debug_image": "publish an annotated image on ~/debug_image (only while subscribed)",
@@ -129,7 +141,12 @@ class PoseNode(Node):
         if params.mask_source == "labels":
             inputs += list(zip((Image, Detection2DArray), LABEL_TOPICS, strict=True))
         self.counts: Counter[str] = Counter()
+        self.tracker = Tracker(params.track_max_distance, params.track_timeout, params.pose_smoothing)
+        self._tracker_lock = threading.Lock()  # the worker updates it, the reset service (executor) clears it
+        self.reset_service = self.create_service(Trigger, "~/reset", self._on_reset)
         self._last_stamp: int | None = None
+        self._last_arrival = time.monotonic()  # of the last synchronised set (the node's start before the first)
+        self._heartbeat_timer = self.create_timer(HEARTBEAT_S, self._heartbeat)
         self._slot: LatestSlot[tuple[Any, ...]] = LatestSlot()
         self._inputs = self._synchronise(inputs, sensor_qos)
 
@@ -167,6 +184,7 @@ class PoseNode(Node):
     def _on_synchronised(self, *msgs: Any) -> None:
         """Executor thread: keep the newest set for the worker; sets older than the last one are skipped."""
         self.counts["received"] += 1
+        self._last_arrival = time.monotonic()
         stamp = stamp_ns(msgs[0])
         if self._last_stamp is not None and stamp <= self._last_stamp:
             self._skip("out_of_order", f"stamp {stamp * 1e-9:.3f} s is not after the last frame's; skipped")
@@ -201,15 +219,20 @@ class PoseNode(Node):
         inputs = frame_inputs(color, depth, info, params, *labels)
         estimate = estimate_frame(self.estimator, inputs, params)
         header = color.header
-        self.detections_pub.publish(detection_array(ros_types, header, estimate))
+        names = None  # without tracking: <category>_<i> within the frame
+        if params.tracking:
+            with self._tracker_lock:
+                names, objects = self.tracker.update(stamp_ns(color), estimate.objects)
+            estimate = dataclasses.replace(estimate, objects=objects)
+        self.detections_pub.publish(detection_array(ros_types, header, estimate, names))
         if params.publish_tf and estimate.objects:
-            tf = transform_message(ros_types, header, estimate, params.frame_prefix)
+            tf = transform_message(ros_types, header, estimate, params.frame_prefix, names)
             if self._tf_broadcaster is not None:
                 self._tf_broadcaster.sendTransform(list(tf.transforms))
             elif self._tf_pub is not None:
                 self._tf_pub.publish(tf)
         if params.publish_markers and self.markers_pub.get_subscription_count() > 0:
-            self.markers_pub.publish(marker_array(ros_types, header, estimate))
+            self.markers_pub.publish(marker_array(ros_types, header, estimate, names=names))
         if params.publish_debug_image and self.debug_pub.get_subscription_count() > 0:
             fields = image_fields(debug_image(inputs, estimate))
             fields["data"] = array.array("B", fields["data"].tobytes())
@@ -218,15 +241,36 @@ class PoseNode(Node):
         self.counts["objects"] += len(estimate.objects)
         self.get_logger().debug(f"{len(estimate.objects)} objects in {time.perf_counter() - start:.3f} s")
 
+    def _on_reset(self, request: Any, response: Any) -> Any:
+        """``~/reset`` (std_srvs/Trigger): drop every track; the next poses start new ids."""
+        with self._tracker_lock:
+            dropped = self.tracker.reset()
+        self.counts["resets"] += 1
+        response.success, response.message = True, f"dropped {dropped} tracks"
+        self.get_logger().info(f"~/reset: {response.message}")
+        return response
+
     def _skip(self, reason: str, message: str) -> None:
         self.counts[f"skipped_{reason}"] += 1
         self.get_logger().warning(message, throttle_duration_sec=5.0)
 
-    def _publish_status(self, stamp: int) -> None:
-        status = dict(self.counts)
+    def _publish_status(self, stamp: int | None) -> None:
+        """``~/status`` after each handled set (``last_stamp_ns`` its stamp) and, while no set comes, once a
+        second from the executor (``last_stamp_ns`` null before the first, ``waiting_s`` how long since the last
+        set arrived): a silent status means a dead node, a waiting one a missing camera."""
+        status: dict[str, Any] = dict(self.counts)
         status["dropped_stale"] = self._slot.dropped
-        status["last_stamp_ns"] = stamp  # the set just handled (posed or skipped)
+        status["tracks"] = len(self.tracker.tracks)
+        if stamp is None:
+            status["last_stamp_ns"] = self._last_stamp
+            status["waiting_s"] = round(time.monotonic() - self._last_arrival, 3)
+        else:
+            status["last_stamp_ns"] = stamp  # the set just handled (posed or skipped)
         self.status_pub.publish(String(data=json.dumps(status, sort_keys=True)))
+
+    def _heartbeat(self) -> None:
+        if time.monotonic() - self._last_arrival >= HEARTBEAT_S:
+            self._publish_status(None)
 
     # -- parameters -------------------------------------------------------------------------------------------
     def _on_set_parameters(self, changes: list[Any]) -> SetParametersResult:

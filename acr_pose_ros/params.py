@@ -64,7 +64,12 @@ class NodeParameters:
             difference (seconds) within one synchronised set.
         input_reliability: QoS reliability of the image and camera-info subscriptions, ``best_effort`` (the
             sensor-data profile; also receives reliable publishers) or ``reliable``.
-        frame_prefix: TF child frames are ``<frame_prefix><category>_<i>``.
+        frame_prefix: TF child frames are ``<frame_prefix><id>``.
+        tracking: stable ids (:mod:`acr_pose_ros.tracking`): ``Detection3D.id`` and the TF child name the same
+            object from frame to frame; False: ``<category>_<i>`` counted within each frame.
+        track_max_distance: metres; a pose farther than this from every live track of its category starts a track.
+        track_timeout: seconds (of image stamps) a track lives unseen.
+        pose_smoothing: ``α`` in [0, 1) of the tracks' exponential smoothing of pose and size; 0: off.
         publish_tf: one TF frame per object on ``/tf``.
         publish_markers, publish_debug_image: RViz markers and an annotated image, built only while subscribed.
         depth_scale: metres per unit of 16-bit depth images; 0: millimetres (REP 118). 32FC1 depth is metres.
@@ -82,6 +87,10 @@ class NodeParameters:
     sync_slop: float = 0.05
     input_reliability: str = "best_effort"
     frame_prefix: str = "acr_pose/"
+    tracking: bool = True
+    track_max_distance: float = 0.1
+    track_timeout: float = 1.0
+    pose_smoothing: float = 0.0
     publish_tf: bool = True
     publish_markers: bool = True
     publish_debug_image: bool = True
@@ -112,6 +121,12 @@ class NodeParameters:
             raise bad("input_reliability", "must be 'best_effort' or 'reliable'")
         if "//" in self.frame_prefix or self.frame_prefix.startswith("/") or " " in self.frame_prefix:
             raise bad("frame_prefix", "must be a valid TF frame prefix (no leading '/', no '//', no spaces)")
+        if not (math.isfinite(self.track_max_distance) and self.track_max_distance > 0):
+            raise bad("track_max_distance", "must be a positive number of metres")
+        if not (math.isfinite(self.track_timeout) and self.track_timeout >= 0):
+            raise bad("track_timeout", "must be a non-negative number of seconds")
+        if not (math.isfinite(self.pose_smoothing) and 0 <= self.pose_smoothing < 1):
+            raise bad("pose_smoothing", "must be in [0, 1) (0: no smoothing)")
         if not (math.isfinite(self.depth_scale) and self.depth_scale >= 0):
             raise bad("depth_scale", "must be 0 (millimetres) or a positive number of metres per unit")
         if not (math.isfinite(self.min_depth) and self.min_depth >= 0):

@@ -36,6 +36,8 @@ runtime=(
     ros-jazzy-sensor-msgs==5.3.6
     ros-jazzy-geometry-msgs==5.3.6
     ros-jazzy-visualization-msgs==5.3.6
+    ros-jazzy-std-srvs==5.3.6
+    ros-jazzy-diagnostic-msgs==5.3.6
     ros-jazzy-builtin-interfaces==2.0.3
     "rosbags>=0.10"
 )

@@ -320,6 +320,48 @@ def test_markers_and_debug_image_for_subscribers(graph):
     assert markers[0].action == 3 and len(markers) == 1 + 2 * len(graph.scene.class_ids)
 
 
+def test_ids_stay_with_their_objects_reset_drops_them_and_an_idle_node_says_it_waits(graph):
+    from std_srvs.srv import Trigger
+
+    detections, tf = graph.received["detections"], graph.received["tf"]
+
+    def answer(sec):
+        count = len(detections)
+        graph.publish(sec)
+        assert graph.spin_until(lambda: len(detections) > count and detections[-1].header.stamp.sec == sec, 20)
+        return detections[-1]
+
+    def objects(msg):  # id -> (category, position)
+        return {
+            d.id: (d.results[0].hypothesis.class_id, np.array([d.results[0].pose.pose.position.x,
+                   d.results[0].pose.pose.position.y, d.results[0].pose.pose.position.z]))
+            for d in msg.detections
+        }  # fmt: skip
+
+    first, second = objects(answer(600)), objects(answer(601))  # one second apart: within track_timeout
+    assert len(first) == len(graph.scene.class_ids) and first.keys() == second.keys()
+    for name, (category, where) in first.items():  # the same scene: each id names the same object
+        assert name.startswith(category + "_") and np.linalg.norm(second[name][1] - where) < 0.01
+    client = graph.tester.create_client(Trigger, f"{NODE}/reset")
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(Trigger.Request())
+    assert graph.spin_until(future.done, 10)
+    assert future.result().success and future.result().message == f"dropped {len(first)} tracks"
+    third = objects(answer(602))
+    assert not third.keys() & second.keys() and sorted(c for c, _ in third.values()) == sorted(
+        c for c, _ in second.values()
+    )  # new ids for the same objects
+    assert graph.spin_until(lambda: any(m.transforms and m.transforms[0].header.stamp.sec == 602 for m in tf), 5)
+    frames = next(m for m in tf if m.transforms and m.transforms[0].header.stamp.sec == 602)
+    assert sorted(t.child_frame_id for t in frames.transforms) == sorted(f"acr_pose/{i}" for i in third)
+    # no input: the status still comes, once a second, saying how long the node has waited
+    statuses = graph.received["status"]
+    count = len(statuses)
+    assert graph.spin_until(lambda: any("waiting_s" in json.loads(m.data) for m in statuses[count:]), 5)
+    waiting = [json.loads(m.data) for m in statuses[count:] if "waiting_s" in json.loads(m.data)][-1]
+    assert waiting["waiting_s"] >= 1.0 and waiting["last_stamp_ns"] == 602 * 10**9 and waiting["tracks"] == len(third)
+
+
 def test_cuda_graphs_on_a_cpu_is_ignored_with_a_warning(graph):
     """The node was started with cuda_graphs:=true and device:=cpu: it runs (the tests above), and says why the
     parameter does nothing."""
