@@ -66,7 +66,7 @@ _DESCRIPTIONS = {
     "max_objects": "at most this many objects a frame, highest scores first",
     "sync_queue_size": "approximate-time synchroniser queue per input",
     "sync_slop": "largest stamp difference within a synchronised set, seconds",
-    "input_reliability": "QoS reliability of the inputs: best_effort or reliable",
+    "input_reliability": "QoS reliability of the inputs: reliable (default; depth 2) or best_effort (sensor data)",
     "frame_prefix": "TF child frames are <frame_prefix><id>",
     "tracking": "stable ids: the same object keeps its Detection3D id and TF frame across frames",
     "track_max_distance": "metres: a pose farther from every live track of its category starts a new track",
@@ -118,7 +118,10 @@ class PoseNode(Node):
         reliability = (
             ReliabilityPolicy.BEST_EFFORT if params.input_reliability == "best_effort" else ReliabilityPolicy.RELIABLE
         )
-        sensor_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=reliability)
+        # reliable: depth 2 keeps the newest sets without queueing old ones (the synchroniser and the worker drop the
+        # stale); best effort: the sensor-data profile's 5
+        depth = 2 if reliability == ReliabilityPolicy.RELIABLE else 5
+        sensor_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability)
         output_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.detections_pub = self.create_publisher(Detection3DArray, "~/detections", output_qos)
         self.markers_pub = self.create_publisher(MarkerArray, "~/markers", output_qos)

@@ -4,9 +4,9 @@ stamp and frame and poses near the truth, bad frames must be skipped while the n
 answered for its newest frame with the stale ones dropped, and parameters must be checked at start and at run time.
 
 The shipped default model runs with the true masks sent the way an external segmenter would (label image +
-Detection2DArray), so the assertions are about the node, not the segmenter. Inputs use reliable QoS here: best-effort
-images of this size lose fragments on loopback Fast DDS (measured: 3 of 18 sets arrived), and these tests count
-frames. Counts are asserted, never rates.
+Detection2DArray), so the assertions are about the node, not the segmenter. The node runs with its default input
+QoS (reliable, depth 2) against reliable test publishers, as a RealSense publishes (best-effort images of this size
+lose fragments on loopback Fast DDS: 3 of 18 sets arrived). Counts are asserted, never rates.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def graph(tmp_path_factory):
     with open(log, "wb") as out:
         node = subprocess.Popen(
             node_command(
-                "device:=cpu", "mask_source:=labels", "input_reliability:=reliable", "sync_slop:=0.01",
+                "device:=cpu", "mask_source:=labels", "sync_slop:=0.01",  # the default QoS (reliable) must connect
                 "cuda_graphs:=true",  # on the CPU: ignored with a warning (checked below)
             ),
             env=env, stdout=out, stderr=subprocess.STDOUT,
