@@ -28,6 +28,7 @@ pixels with depth is dropped with its reason; one whose alignment fails likewise
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -272,11 +273,19 @@ class DroppedObject:
 
 @dataclass(frozen=True)
 class FrameEstimate:
-    """The estimate of one frame: ``objects`` with poses (in detection order) and ``dropped`` ones."""
+    """The estimate of one frame: ``objects`` with poses (in detection order) and ``dropped`` ones.
+
+    ``timings_ms``: host wall-clock milliseconds of :meth:`PoseEstimator.estimate`'s stages, ``checks``,
+    ``segmenter`` (only when it ran), ``inputs`` (crops and points), ``model`` (batching, the Reconstructor and
+    RANSAC-Umeyama: one device step, its results copied to the host, so it includes waiting for the device) and
+    ``poses`` (poses, boxes and covariances on the host). ``benchmarks/estimator.py`` splits ``model`` further,
+    synchronising the device between its parts.
+    """
 
     objects: list[ObjectPose]
     dropped: list[DroppedObject]
     image_size: tuple[int, int]
+    timings_ms: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -462,11 +471,14 @@ class PoseEstimator:
         Raises:
             InputError: a bad frame, camera or detections; or no masks and no mask source.
         """
+        clock = _StageClock()
         frame = check_frame(rgb, depth, intrinsics, depth_scale, color_order)
+        clock.lap("checks")
         if masks is None:
             if self.mask_source is None:
                 raise InputError("no masks given and the estimator has no mask source")
             masks = self.mask_source(frame.rgb, frame.depth_metres, frame.intrinsics)
+            clock.lap("segmenter")
         if isinstance(masks, Mapping):
             masks = Detections.from_mapping(masks)
         if not isinstance(masks, Detections):
@@ -480,6 +492,7 @@ class PoseEstimator:
                 f"{frame.image_size[0]}x{frame.image_size[1]}"
             )
         objects = self.inputs(frame, masks)
+        clock.lap("inputs")
         dropped: dict[int, str] = {}
         for k, obj in enumerate(objects):
             if obj.num_valid < self.min_points:
@@ -492,7 +505,7 @@ class PoseEstimator:
         keep = [k for k in range(len(objects)) if k not in dropped]
         posed: dict[int, ObjectPose] = {}
         if keep:
-            posed = self._reconstruct(masks, [objects[k] for k in keep], keep, dropped)
+            posed = self._reconstruct(masks, [objects[k] for k in keep], keep, dropped, clock)
         return FrameEstimate(
             objects=[posed[k] for k in sorted(posed)],
             dropped=[
@@ -508,6 +521,7 @@ class PoseEstimator:
                 for k, reason in sorted(dropped.items())
             ],
             image_size=frame.image_size,
+            timings_ms=clock.laps,
         )
 
     def batch(self, objects: list[InstanceInputs], class_ids: np.ndarray) -> ModelBatch:
@@ -600,11 +614,18 @@ class PoseEstimator:
         return BatchResult.cat(parts)
 
     def _reconstruct(
-        self, masks: Detections, objects: list[InstanceInputs], index: list[int], dropped: dict[int, str]
+        self,
+        masks: Detections,
+        objects: list[InstanceInputs],
+        index: list[int],
+        dropped: dict[int, str],
+        clock: _StageClock | None = None,
     ) -> dict[int, ObjectPose]:
         """One Reconstructor batch and one RANSAC-Umeyama call for ``objects`` (detections ``index``)."""
+        clock = clock or _StageClock()
         class_ids = masks.class_ids[index]  # (B,)
         found = self.run_batch(self.batch(objects, class_ids))
+        clock.lap("model")
         sRT, size_nocs, valid, ratio, nocs = found.sRT, found.size_nocs, found.valid, found.inlier_ratio, found.nocs
         # host-side, float64; from the uncalibrated fit (the size factor changes s only, not the pose's residuals)
         points = [objects[b].points for b in range(len(index))]
@@ -644,6 +665,7 @@ class PoseEstimator:
                     symmetric_y=category_name(class_id) in Y_SYMMETRIC,
                 ),
             )
+        clock.lap("poses")
         return result
 
 
@@ -654,6 +676,19 @@ def _pad(x: torch.Tensor, size: int, fill: int | None = None) -> torch.Tensor:
         return x
     tail = x[:1].expand(extra, *x.shape[1:]) if fill is None else x.new_full((extra, *x.shape[1:]), fill)
     return torch.cat([x, tail])
+
+
+class _StageClock:
+    """Milliseconds between successive :meth:`lap` calls, by stage name (host wall clock)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + 1e3 * (now - self._last)
+        self._last = now
 
 
 class _StaticStep:

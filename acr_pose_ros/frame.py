@@ -8,6 +8,9 @@ the frame.
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,23 +119,28 @@ def select_detections(detections: Detections, params: NodeParameters) -> Detecti
 
 def estimate_frame(estimator: PoseEstimator, inputs: FrameInputs, params: NodeParameters) -> FrameEstimate:
     """The poses of one frame: masks from ``inputs.detections`` or the estimator's segmenter, selected by
-    :func:`select_detections`, then :meth:`PoseEstimator.estimate`."""
-    detections = inputs.detections
+    :func:`select_detections`, then :meth:`PoseEstimator.estimate` (its ``timings_ms`` with the segmenter's)."""
+    detections, segmenter_ms = inputs.detections, {}
     if detections is None:
         if estimator.mask_source is None:
             raise InputError("the model has no segmenter: set mask_source to 'labels' or use a model with one")
+        start = time.perf_counter()
         frame = check_frame(inputs.rgb, inputs.depth, inputs.intrinsics, inputs.depth_scale)
         detections = estimator.mask_source(frame.rgb, frame.depth_metres, frame.intrinsics)
+        segmenter_ms = {"segmenter": 1e3 * (time.perf_counter() - start)}
     selected = select_detections(detections, params)
-    return estimator.estimate(
+    estimate = estimator.estimate(
         inputs.rgb, inputs.depth, inputs.intrinsics, masks=selected, depth_scale=inputs.depth_scale
     )
+    return dataclasses.replace(estimate, timings_ms={**segmenter_ms, **estimate.timings_ms})
 
 
-def debug_image(inputs: FrameInputs, estimate: FrameEstimate) -> np.ndarray:
-    """(H, W, 3) uint8 RGB: the colour image with each object's box, axes and ``<name> <score>`` label."""
+def debug_image(inputs: FrameInputs, estimate: FrameEstimate, names: Sequence[str] | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 RGB: the colour image with each object's box, axes and ``<name> <score>`` label (``names``:
+    the objects' ids, default :func:`~acr_pose_ros.messages.object_names`)."""
+    names = object_names(estimate.objects) if names is None else names
     boxes = [
         BoxDrawing(obj.sRT, obj.size_nocs, f"{name} {obj.score:.2f}", CATEGORY_COLOURS.get(obj.category, (0, 255, 0)))
-        for obj, name in zip(estimate.objects, object_names(estimate.objects), strict=True)
+        for obj, name in zip(estimate.objects, names, strict=True)
     ]
     return draw_boxes(inputs.rgb, boxes, inputs.intrinsics)

@@ -10,6 +10,8 @@ Topics (relative names: remap them, or set the namespace, as ``launch/pose.launc
   ``~/status`` (std_msgs/String, after each handled set: JSON counters of sets received, posed, skipped and dropped,
   live tracks, and ``last_stamp_ns``, the stamp of the set just handled; once a second while no set arrives, with
   ``waiting_s``);
+- ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, once a second: rates, latency, stage times, counters, device;
+  :mod:`acr_pose_ros.diagnostics`);
 - service: ``~/reset`` (std_srvs/Trigger) drops the object tracks (:mod:`acr_pose_ros.tracking`).
 
 Threads: the executor only receives and synchronises; a worker thread runs the estimator on the newest
@@ -32,6 +34,7 @@ from collections import Counter
 from typing import Any
 
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -45,6 +48,7 @@ from visualization_msgs.msg import MarkerArray
 from acr_pose_core.detection import InputError
 from acr_pose_core.pipeline import PoseEstimator, choose_device
 from acr_pose_ros.conversions import MessageError, image_fields
+from acr_pose_ros.diagnostics import FrameStatistics, diagnostic_array
 from acr_pose_ros.frame import debug_image, estimate_frame, frame_inputs
 from acr_pose_ros.messages import detection_array, marker_array, ros_types, transform_message
 from acr_pose_ros.params import INPUT_TOPICS, LABEL_TOPICS, NODE_NAME, RUNTIME, NodeParameters, ParameterError
@@ -72,6 +76,8 @@ _DESCRIPTIONS = {
     "track_max_distance": "metres: a pose farther from every live track of its category starts a new track",
     "track_timeout": "seconds (image stamps) a track lives unseen",
     "pose_smoothing": "alpha in [0, 1) of the tracks' exponential smoothing of pose and size; 0: off",
+    "min_posed_rate": "Hz: /diagnostics says WARN while fewer sets a second are posed; 0: never",
+    "diagnostics_window": "seconds over which /diagnostics reports rates, latency and stage times",
     "publish_tf": "publish one TF frame per object",
     "publish_markers": "publish RViz markers on ~/markers (only while subscribed)",
     "publish_debug_image": "publish an annotated image on ~/debug_image (only while subscribed)",
@@ -127,6 +133,7 @@ class PoseNode(Node):
         self.markers_pub = self.create_publisher(MarkerArray, "~/markers", output_qos)
         self.debug_pub = self.create_publisher(Image, "~/debug_image", output_qos)
         self.status_pub = self.create_publisher(String, "~/status", output_qos)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", output_qos)
         self._tf_broadcaster = None
         self._tf_pub = None
         if params.publish_tf:
@@ -150,6 +157,8 @@ class PoseNode(Node):
         self._last_stamp: int | None = None
         self._last_arrival = time.monotonic()  # of the last synchronised set (the node's start before the first)
         self._heartbeat_timer = self.create_timer(HEARTBEAT_S, self._heartbeat)
+        self.statistics = FrameStatistics(params.diagnostics_window, start=time.monotonic())
+        self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
         self._slot: LatestSlot[tuple[Any, ...]] = LatestSlot()
         self._inputs = self._synchronise(inputs, sensor_qos)
 
@@ -188,6 +197,7 @@ class PoseNode(Node):
         """Executor thread: keep the newest set for the worker; sets older than the last one are skipped."""
         self.counts["received"] += 1
         self._last_arrival = time.monotonic()
+        self.statistics.received(self._last_arrival)
         stamp = stamp_ns(msgs[0])
         if self._last_stamp is not None and stamp <= self._last_stamp:
             self._skip("out_of_order", f"stamp {stamp * 1e-9:.3f} s is not after the last frame's; skipped")
@@ -207,20 +217,27 @@ class PoseNode(Node):
             if msgs is None:
                 continue
             try:
-                self._process(msgs)
+                latency, stages = self._process(msgs)
+                self.statistics.handled(time.monotonic(), True, latency, stages)
             except (MessageError, InputError) as error:
                 self._skip("bad_input", f"frame skipped: {error}")
+                self.statistics.handled(time.monotonic(), False)
             except Exception:  # a bug must not kill the node: log it whole, count it, go on
                 self.counts["errors"] += 1
                 self.get_logger().error(f"frame failed:\n{traceback.format_exc()}", throttle_duration_sec=5.0)
+                self.statistics.handled(time.monotonic(), False, failed=True)
             self._publish_status(stamp_ns(msgs[0]))
 
-    def _process(self, msgs: tuple[Any, ...]) -> None:
+    def _process(self, msgs: tuple[Any, ...]) -> tuple[float, dict[str, float]]:
+        """Pose one set and publish the outputs; returns the latency (seconds from the input's stamp to the
+        detections' publication, ROS clock) and the stages' milliseconds."""
         params = self.params  # one consistent set for the whole frame, even if changed meanwhile
         color, depth, info, *labels = msgs
         start = time.perf_counter()
         inputs = frame_inputs(color, depth, info, params, *labels)
+        converted = time.perf_counter()
         estimate = estimate_frame(self.estimator, inputs, params)
+        estimated = time.perf_counter()
         header = color.header
         names = None  # without tracking: <category>_<i> within the frame
         if params.tracking:
@@ -228,6 +245,7 @@ class PoseNode(Node):
                 names, objects = self.tracker.update(stamp_ns(color), estimate.objects)
             estimate = dataclasses.replace(estimate, objects=objects)
         self.detections_pub.publish(detection_array(ros_types, header, estimate, names))
+        latency = (self.get_clock().now().nanoseconds - stamp_ns(color)) * 1e-9
         if params.publish_tf and estimate.objects:
             tf = transform_message(ros_types, header, estimate, params.frame_prefix, names)
             if self._tf_broadcaster is not None:
@@ -237,12 +255,15 @@ class PoseNode(Node):
         if params.publish_markers and self.markers_pub.get_subscription_count() > 0:
             self.markers_pub.publish(marker_array(ros_types, header, estimate, names=names))
         if params.publish_debug_image and self.debug_pub.get_subscription_count() > 0:
-            fields = image_fields(debug_image(inputs, estimate))
+            fields = image_fields(debug_image(inputs, estimate, names))
             fields["data"] = array.array("B", fields["data"].tobytes())
             self.debug_pub.publish(Image(header=header, **fields))
         self.counts["posed"] += 1
         self.counts["objects"] += len(estimate.objects)
-        self.get_logger().debug(f"{len(estimate.objects)} objects in {time.perf_counter() - start:.3f} s")
+        done = time.perf_counter()
+        self.get_logger().debug(f"{len(estimate.objects)} objects in {done - start:.3f} s")
+        stages = {"conversion": 1e3 * (converted - start), **estimate.timings_ms, "messages": 1e3 * (done - estimated)}
+        return latency, stages
 
     def _on_reset(self, request: Any, response: Any) -> Any:
         """``~/reset`` (std_srvs/Trigger): drop every track; the next poses start new ids."""
@@ -270,6 +291,21 @@ class PoseNode(Node):
         else:
             status["last_stamp_ns"] = stamp  # the set just handled (posed or skipped)
         self.status_pub.publish(String(data=json.dumps(status, sort_keys=True)))
+
+    def _publish_diagnostics(self) -> None:
+        """``/diagnostics`` once a second (:mod:`acr_pose_ros.diagnostics`)."""
+        counts = dict(self.counts, dropped_stale=self._slot.dropped)
+        self.diagnostics_pub.publish(
+            diagnostic_array(
+                ros_types,
+                self.get_clock().now().to_msg(),
+                self.get_name(),
+                str(self.estimator.device),
+                self.statistics.summary(time.monotonic()),
+                counts,
+                self.params.min_posed_rate,
+            )
+        )
 
     def _heartbeat(self) -> None:
         if time.monotonic() - self._last_arrival >= HEARTBEAT_S:

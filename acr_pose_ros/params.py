@@ -72,6 +72,8 @@ class NodeParameters:
         track_max_distance: metres; a pose farther than this from every live track of its category starts a track.
         track_timeout: seconds (of image stamps) a track lives unseen.
         pose_smoothing: ``α`` in [0, 1) of the tracks' exponential smoothing of pose and size; 0: off.
+        min_posed_rate: Hz; ``/diagnostics`` says WARN while fewer sets a second are posed (0: never).
+        diagnostics_window: seconds; the rates, latencies and stage times on ``/diagnostics`` are over this window.
         publish_tf: one TF frame per object on ``/tf``.
         publish_markers, publish_debug_image: RViz markers and an annotated image, built only while subscribed.
         depth_scale: metres per unit of 16-bit depth images; 0: millimetres (REP 118). 32FC1 depth is metres.
@@ -93,6 +95,8 @@ class NodeParameters:
     track_max_distance: float = 0.1
     track_timeout: float = 1.0
     pose_smoothing: float = 0.0
+    min_posed_rate: float = 1.0
+    diagnostics_window: float = 10.0
     publish_tf: bool = True
     publish_markers: bool = True
     publish_debug_image: bool = True
@@ -129,6 +133,10 @@ class NodeParameters:
             raise bad("track_timeout", "must be a non-negative number of seconds")
         if not (math.isfinite(self.pose_smoothing) and 0 <= self.pose_smoothing < 1):
             raise bad("pose_smoothing", "must be in [0, 1) (0: no smoothing)")
+        if not (math.isfinite(self.min_posed_rate) and self.min_posed_rate >= 0):
+            raise bad("min_posed_rate", "must be a non-negative number of frames a second")
+        if not (math.isfinite(self.diagnostics_window) and self.diagnostics_window > 0):
+            raise bad("diagnostics_window", "must be a positive number of seconds")
         if not (math.isfinite(self.depth_scale) and self.depth_scale >= 0):
             raise bad("depth_scale", "must be 0 (millimetres) or a positive number of metres per unit")
         if not (math.isfinite(self.min_depth) and self.min_depth >= 0):

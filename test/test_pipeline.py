@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -142,6 +143,24 @@ def test_each_pose_carries_a_covariance_that_grows_with_the_reconstruction_error
         else:
             assert about_y < 0.1, (b.category, about_y)
         assert b.to_dict()["covariance"] == b.covariance.tolist()
+
+
+def test_the_estimate_times_its_stages(frame, camera, tiny):
+    given = oracle_estimator(frame).estimate(frame.color, frame.depth, camera, masks=detections_from_frame(frame))
+    assert list(given.timings_ms) == ["checks", "inputs", "model", "poses"]  # masks given: no segmenter stage
+    assert all(ms >= 0 for ms in given.timings_ms.values())
+    calls = []
+
+    def slow_source(rgb, depth, intrinsics):
+        calls.append(1)
+        time.sleep(0.05)
+        return detections_from_frame(frame)
+
+    sourced = oracle_estimator(frame, mask_source=slow_source).estimate(frame.color, frame.depth, camera)
+    assert calls and list(sourced.timings_ms) == ["checks", "segmenter", "inputs", "model", "poses"]
+    assert sourced.timings_ms["segmenter"] >= 50.0
+    empty = tiny.estimate(frame.color, frame.depth, camera, masks=Detections.empty(*frame.image_size))
+    assert list(empty.timings_ms) == ["checks", "inputs"]
 
 
 def test_the_sync_free_device_step_reads_nothing_on_the_host_and_gives_the_same_poses(frame, camera, tiny_folder):

@@ -95,6 +95,7 @@ def graph(tmp_path_factory):
         node = subprocess.Popen(
             node_command(
                 "device:=cpu", "mask_source:=labels", "sync_slop:=0.01",  # the default QoS (reliable) must connect
+                "diagnostics_window:=3.0",
                 "cuda_graphs:=true",  # on the CPU: ignored with a warning (checked below)
             ),
             env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -128,11 +129,11 @@ def graph(tmp_path_factory):
         def status(self) -> dict:
             return json.loads(received["status"][-1].data) if received["status"] else {}
 
-        def publish(self, sec: int, color=None, depth=None, info=None, labels=None, dets=None) -> None:
+        def publish(self, sec: int, color=None, depth=None, info=None, labels=None, dets=None, nanosec=0) -> None:
             scene = self.scene
 
             def stamp(msg):
-                msg.header.stamp.sec, msg.header.stamp.nanosec = sec, 0
+                msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
                 msg.header.frame_id = FRAME_ID
                 return msg
 
@@ -360,6 +361,37 @@ def test_ids_stay_with_their_objects_reset_drops_them_and_an_idle_node_says_it_w
     assert graph.spin_until(lambda: any("waiting_s" in json.loads(m.data) for m in statuses[count:]), 5)
     waiting = [json.loads(m.data) for m in statuses[count:] if "waiting_s" in json.loads(m.data)][-1]
     assert waiting["waiting_s"] >= 1.0 and waiting["last_stamp_ns"] == 602 * 10**9 and waiting["tracks"] == len(third)
+
+
+def test_diagnostics_report_rates_latency_and_stages(graph):
+    """Frames stamped with the current time (the tests above used small numbers, so the 3 s window is let empty
+    first): /diagnostics reports their latency, the stages, the counters and the device."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    got = []
+    graph.tester.create_subscription(DiagnosticArray, "/diagnostics", got.append, 10)
+    detections = graph.received["detections"]
+    graph.spin_until(lambda: False, 3.0)
+    for _ in range(6):
+        count = len(detections)
+        sec, nanosec = divmod(time.time_ns(), 10**9)
+        graph.publish(sec, nanosec=nanosec)
+        assert graph.spin_until(lambda c=count: len(detections) > c, 20)
+    graph.spin_until(lambda: False, 0.5)  # the status of the last set follows its detections
+    posed = graph.status()["posed"]
+
+    def current():
+        return [{kv.key: kv.value for kv in m.status[0].values} for m in got if m.status]
+
+    assert graph.spin_until(lambda: any(int(v.get("posed", 0)) >= posed for v in current()), 5), current()[-1:]
+    values = next(v for v in current() if int(v.get("posed", 0)) >= posed)
+    status = next(m.status[0] for m in got if m.status and {kv.key: kv.value for kv in m.status[0].values} == values)
+    assert status.name == "acr_pose: pose estimation" and status.hardware_id == "cpu" and values["device"] == "cpu"
+    assert 0 < float(values["latency median (ms)"]) < 10_000, values
+    for stage in ("conversion", "inputs", "model", "poses", "messages"):
+        assert float(values[f"{stage} median (ms)"]) >= 0, stage
+    assert float(values["input rate (Hz)"]) > 0 and float(values["posed rate (Hz)"]) > 0
+    assert int(values["received"]) >= posed and int(values.get("errors", 0)) == 0
 
 
 def test_cuda_graphs_on_a_cpu_is_ignored_with_a_warning(graph):
