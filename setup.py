@@ -83,8 +83,10 @@ setup(
     entry_points={
         "console_scripts": [
             "acr-pose = acr_pose_core.cli.main:main",
-            # `ros2 run acr_pose_ros pose_node`, and what launch/pose.launch.py starts
+            # `ros2 run acr_pose_ros pose_node`, the plain node (launch/pose.launch.py managed:=false)
             "pose_node = acr_pose_ros.node:main",
+            # the managed (lifecycle) node, what launch/pose.launch.py starts unless managed:=false
+            "pose_lifecycle_node = acr_pose_ros.node:lifecycle_main",
         ],
     },
     zip_safe=False,

@@ -14,7 +14,8 @@ strings) without depending on it. Figures, over the window:
 - the node's counters (received, posed, skipped, dropped stale, errors) since the start.
 
 Level: ERROR when a frame failed with an exception within the window; WARN when the posed rate is under
-``min_posed_rate`` (the message says whether input is missing, or arrives and is not posed); else OK.
+``min_posed_rate`` (the message says whether input is missing, or arrives and is not posed); else OK (also while a
+managed node is inactive, saying so).
 """
 
 from __future__ import annotations
@@ -99,8 +100,11 @@ class FrameStatistics:
         }
 
 
-def diagnostic_level(summary: Mapping[str, Any], min_posed_rate: float) -> tuple[int, str]:
-    """``(level, message)`` of a :meth:`FrameStatistics.summary` (module docstring)."""
+def diagnostic_level(summary: Mapping[str, Any], min_posed_rate: float, active: bool = True) -> tuple[int, str]:
+    """``(level, message)`` of a :meth:`FrameStatistics.summary` (module docstring); an inactive managed node is
+    OK and says so."""
+    if not active:
+        return OK, "inactive (lifecycle): not subscribed to the camera"
     if summary["failures"]:
         return ERROR, f"{summary['failures']} frames failed with an error in the window (see the node's log)"
     if summary["posed_rate_hz"] < min_posed_rate:
@@ -127,10 +131,11 @@ def diagnostic_array(
     summary: Mapping[str, Any],
     counts: Mapping[str, int],
     min_posed_rate: float,
+    active: bool = True,
 ) -> Any:
     """diagnostic_msgs/DiagnosticArray with the node's one status (module docstring); ``stamp`` a
     builtin_interfaces/Time."""
-    level, message = diagnostic_level(summary, min_posed_rate)
+    level, message = diagnostic_level(summary, min_posed_rate, active)
     values = {
         "input rate (Hz)": summary["input_rate_hz"],
         "posed rate (Hz)": summary["posed_rate_hz"],

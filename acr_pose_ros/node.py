@@ -27,6 +27,7 @@ import array
 import dataclasses
 import json
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -34,9 +35,11 @@ from collections import Counter
 from typing import Any
 
 import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -55,7 +58,7 @@ from acr_pose_ros.params import INPUT_TOPICS, LABEL_TOPICS, NODE_NAME, RUNTIME, 
 from acr_pose_ros.sync import ApproximateSync, LatestSlot, stamp_ns
 from acr_pose_ros.tracking import Tracker
 
-__all__ = ["PoseNode", "main"]
+__all__ = ["ManagedPoseNode", "PoseNode", "lifecycle_main", "main"]
 
 HEARTBEAT_S = 1.0
 """While no synchronised set arrives, ``~/status`` is published this often (seconds)."""
@@ -87,11 +90,21 @@ _DESCRIPTIONS = {
 }
 
 
-class PoseNode(Node):
-    """The acr-pose node (see the module docstring); ``estimator`` replaces the model the parameters name."""
+class _PoseBehaviour:
+    """What both nodes do, in the stages of a managed node's life; ``self`` is an rclpy ``Node``.
 
-    def __init__(self, estimator: PoseEstimator | None = None, **kwargs: Any) -> None:
-        super().__init__(NODE_NAME, **kwargs)
+    - :meth:`_declare_parameters` (construction): every parameter, its description and rules;
+    - :meth:`_configure`: read and check the parameters, load the model, create the publishers, the ``~/reset``
+      service and the status and diagnostics timers;
+    - :meth:`_activate`: subscribe to the inputs and start the worker;
+    - :meth:`_deactivate`: unsubscribe, stop the worker, free the device's cached memory (the model stays loaded);
+    - :meth:`_cleanup`: destroy what :meth:`_configure` made and drop the model.
+    """
+
+    params: NodeParameters
+    estimator: PoseEstimator | None
+
+    def _declare_parameters(self) -> None:
         defaults = NodeParameters().to_mapping()
         for name in NodeParameters.names():
             # dynamic typing: rclpy accepts any type and NodeParameters applies the rules (so `score_threshold:=1`
@@ -100,6 +113,14 @@ class PoseNode(Node):
                 description=_DESCRIPTIONS[name], read_only=name not in RUNTIME, dynamic_typing=True
             )
             self.declare_parameter(name, defaults[name], descriptor)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.counts: Counter[str] = Counter()
+        self.estimator = None
+        self._active = False
+        self._made: list[Any] = []  # what _configure created, for _cleanup
+        self._inputs: list[Any] = []
+
+    def _configure(self, estimator: PoseEstimator | None = None) -> None:
         try:
             self.params = NodeParameters.from_mapping(
                 {name: self.get_parameter(name).value for name in NodeParameters.names()}
@@ -107,9 +128,7 @@ class PoseNode(Node):
         except ParameterError as error:
             self.get_logger().fatal(str(error))
             raise
-        self.add_on_set_parameters_callback(self._on_set_parameters)
         params = self.params
-
         if estimator is None:
             self.get_logger().info(f"loading the model {params.model or '(shipped default)'} on {params.device}")
             device = choose_device(params.device)
@@ -121,19 +140,13 @@ class PoseNode(Node):
             raise ParameterError("parameter 'mask_source' = 'segmenter': the model folder has no segmenter")
         self.estimator = estimator
 
-        reliability = (
-            ReliabilityPolicy.BEST_EFFORT if params.input_reliability == "best_effort" else ReliabilityPolicy.RELIABLE
-        )
-        # reliable: depth 2 keeps the newest sets without queueing old ones (the synchroniser and the worker drop the
-        # stale); best effort: the sensor-data profile's 5
-        depth = 2 if reliability == ReliabilityPolicy.RELIABLE else 5
-        sensor_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability)
         output_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.detections_pub = self.create_publisher(Detection3DArray, "~/detections", output_qos)
         self.markers_pub = self.create_publisher(MarkerArray, "~/markers", output_qos)
         self.debug_pub = self.create_publisher(Image, "~/debug_image", output_qos)
         self.status_pub = self.create_publisher(String, "~/status", output_qos)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", output_qos)
+        self._made = [self.detections_pub, self.markers_pub, self.debug_pub, self.status_pub, self.diagnostics_pub]
         self._tf_broadcaster = None
         self._tf_pub = None
         if params.publish_tf:
@@ -146,29 +159,74 @@ class PoseNode(Node):
 
                 tf_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
                 self._tf_pub = self.create_publisher(TFMessage, "/tf", tf_qos)
+                self._made.append(self._tf_pub)
 
-        inputs = list(zip((Image, Image, CameraInfo), INPUT_TOPICS, strict=True))
-        if params.mask_source == "labels":
-            inputs += list(zip((Image, Detection2DArray), LABEL_TOPICS, strict=True))
-        self.counts: Counter[str] = Counter()
         self.tracker = Tracker(params.track_max_distance, params.track_timeout, params.pose_smoothing)
         self._tracker_lock = threading.Lock()  # the worker updates it, the reset service (executor) clears it
         self.reset_service = self.create_service(Trigger, "~/reset", self._on_reset)
         self._last_stamp: int | None = None
         self._last_arrival = time.monotonic()  # of the last synchronised set (the node's start before the first)
-        self._heartbeat_timer = self.create_timer(HEARTBEAT_S, self._heartbeat)
         self.statistics = FrameStatistics(params.diagnostics_window, start=time.monotonic())
-        self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
         self._slot: LatestSlot[tuple[Any, ...]] = LatestSlot()
-        self._inputs = self._synchronise(inputs, sensor_qos)
+        self._made += [
+            self.reset_service,
+            self.create_timer(HEARTBEAT_S, self._heartbeat),
+            self.create_timer(1.0, self._publish_diagnostics),
+        ]
 
+    def _activate(self) -> None:
+        params = self.params
+        reliability = (
+            ReliabilityPolicy.BEST_EFFORT if params.input_reliability == "best_effort" else ReliabilityPolicy.RELIABLE
+        )
+        # reliable: depth 2 keeps the newest sets without queueing old ones (the synchroniser and the worker drop the
+        # stale); best effort: the sensor-data profile's 5
+        depth = 2 if reliability == ReliabilityPolicy.RELIABLE else 5
+        sensor_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability)
+        inputs = list(zip((Image, Image, CameraInfo), INPUT_TOPICS, strict=True))
+        if params.mask_source == "labels":
+            inputs += list(zip((Image, Detection2DArray), LABEL_TOPICS, strict=True))
+        self._slot = LatestSlot()
+        self._last_arrival = time.monotonic()
+        self._inputs = self._synchronise(inputs, sensor_qos)
         self._running = True
         self._worker = threading.Thread(target=self._work, name="acr_pose_inference", daemon=True)
         self._worker.start()
+        self._active = True
         self.get_logger().info(
-            f"ready: {len(inputs)} synchronised inputs ({self._sync_kind}), publishing on "
+            f"active: {len(inputs)} synchronised inputs ({self._sync_kind}), publishing on "
             f"{self.detections_pub.topic_name}"
         )
+
+    def _deactivate(self) -> None:
+        if not self._active:
+            return
+        self._active = False
+        for subscription in self._inputs:
+            self.destroy_subscription(getattr(subscription, "sub", subscription))  # message_filters keeps it in .sub
+        self._inputs = []
+        self._running = False
+        self._slot.close()
+        if self._worker.is_alive():
+            self._worker.join(timeout=5.0)
+        if self.estimator is not None and self.estimator.device.type == "cuda":
+            torch.cuda.empty_cache()  # the allocator's cached blocks; the weights stay for a quick activate
+        self.get_logger().info("inactive: unsubscribed from the inputs")
+
+    def _cleanup(self) -> None:
+        self._deactivate()
+        for entity in self._made:
+            if hasattr(entity, "timer_period_ns"):
+                self.destroy_timer(entity)
+            elif hasattr(entity, "srv_type"):
+                self.destroy_service(entity)
+            else:
+                self.destroy_publisher(entity)
+        self._made = []
+        device = self.estimator.device if self.estimator is not None else None
+        self.estimator = None
+        if device is not None and device.type == "cuda":
+            torch.cuda.empty_cache()
 
     # -- input ------------------------------------------------------------------------------------------------
     def _synchronise(self, inputs: list[tuple[type, str]], qos: QoSProfile) -> list[Any]:
@@ -285,6 +343,7 @@ class PoseNode(Node):
         status: dict[str, Any] = dict(self.counts)
         status["dropped_stale"] = self._slot.dropped
         status["tracks"] = len(self.tracker.tracks)
+        status["active"] = self._active
         if stamp is None:
             status["last_stamp_ns"] = self._last_stamp
             status["waiting_s"] = round(time.monotonic() - self._last_arrival, 3)
@@ -304,32 +363,85 @@ class PoseNode(Node):
                 self.statistics.summary(time.monotonic()),
                 counts,
                 self.params.min_posed_rate,
+                active=self._active,
             )
         )
 
     def _heartbeat(self) -> None:
-        if time.monotonic() - self._last_arrival >= HEARTBEAT_S:
+        if self._active and time.monotonic() - self._last_arrival >= HEARTBEAT_S:
             self._publish_status(None)
 
     # -- parameters -------------------------------------------------------------------------------------------
     def _on_set_parameters(self, changes: list[Any]) -> SetParametersResult:
         """Runtime changes (rclpy already refuses the read-only ones, i.e. those outside ``RUNTIME``)."""
+        base = getattr(self, "params", None)  # None: not configured yet (configure reads every value anyway)
         try:
-            self.params = NodeParameters.from_mapping({p.name: p.value for p in changes}, base=self.params)
+            checked = NodeParameters.from_mapping({p.name: p.value for p in changes}, base=base)
         except ParameterError as error:
             return SetParametersResult(successful=False, reason=str(error))
+        if base is not None:
+            self.params = checked
         return SetParametersResult(successful=True)
 
+
+class PoseNode(_PoseBehaviour, Node):
+    """The acr-pose node (see the module docstring), active from its construction to its end: ``ros2 run
+    acr_pose_ros pose_node``. ``estimator`` replaces the model the parameters name."""
+
+    def __init__(self, estimator: PoseEstimator | None = None, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self._declare_parameters()
+        self._configure(estimator)
+        self._activate()
+
     def destroy_node(self) -> None:
-        self._running = False
-        self._slot.close()
-        if self._worker.is_alive():
-            self._worker.join(timeout=5.0)
+        self._deactivate()
         super().destroy_node()
 
 
-def main(args: list[str] | None = None) -> int:
-    """``ros2 run acr_pose_ros pose_node [--ros-args ...]``: run the node until shut down."""
+class ManagedPoseNode(_PoseBehaviour, LifecycleNode):
+    """The same node as a managed (lifecycle) node, ``ros2 run acr_pose_ros pose_lifecycle_node``: unconfigured at
+    start; configure loads the model and checks the parameters (a bad one fails the transition, naming it),
+    activate subscribes and publishes, deactivate stops the work and frees the device's cached memory, cleanup
+    drops the model. ``launch/pose.launch.py`` drives it to active unless ``autostart:=false``."""
+
+    def __init__(self, estimator: PoseEstimator | None = None, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self._declare_parameters()
+        self._given_estimator = estimator
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            self._configure(self._given_estimator)
+        except (ParameterError, ValueError, OSError) as error:
+            self.get_logger().error(f"configure failed: {error}")
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        self._activate()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._deactivate()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self) -> None:
+        self._deactivate()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None, managed: bool = False) -> int:
+    """``ros2 run acr_pose_ros pose_node [--ros-args ...]`` (``managed``: :class:`ManagedPoseNode`, the
+    ``pose_lifecycle_node`` executable): run the node until shut down."""
     rclpy.init(args=args)
     # SIGTERM (docker stop, systemd, launch's escalation) stops the node as SIGINT does: rclpy's own handling of it
     # differs between distributions (measured with the Jazzy wheels: an idle node ignored it), so it is ours. The
@@ -338,7 +450,7 @@ def main(args: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     node = None
     try:
-        node = PoseNode()
+        node = ManagedPoseNode() if managed else PoseNode()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         while rclpy.ok() and not stop.is_set():
@@ -356,5 +468,13 @@ def main(args: list[str] | None = None) -> int:
     return 0
 
 
+def lifecycle_main(args: list[str] | None = None) -> int:
+    """``ros2 run acr_pose_ros pose_lifecycle_node [--ros-args ...]``: :func:`main` with the managed node."""
+    return main(args, managed=True)
+
+
 if __name__ == "__main__":
+    if "--lifecycle" in sys.argv:  # python -m acr_pose_ros.node --lifecycle --ros-args ...
+        sys.argv.remove("--lifecycle")
+        raise SystemExit(lifecycle_main())
     raise SystemExit(main())

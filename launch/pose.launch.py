@@ -9,18 +9,31 @@ Arguments (``ros2 launch acr_pose_ros pose.launch.py --show-args``):
 - ``device``, ``mask_source``: override the parameter file's values (empty: keep them).
 - ``labels_topic``, ``labels_detections_topic``: the external segmenter's topics for ``mask_source:=labels``.
 - ``use_sim_time``: follow ``/clock`` (bag replay, simulation).
+- ``managed``: start the managed (lifecycle) node ``pose_lifecycle_node`` (default ``true``); ``false``: the plain
+  ``pose_node``, active from its start.
+- ``autostart``: with ``managed``, drive the node to active (configure, then activate once it is inactive; default
+  ``true``); ``false`` leaves it unconfigured for a lifecycle manager (``ros2 lifecycle set /acr_pose configure``).
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
+from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
+from lifecycle_msgs.msg import Transition
 
 PACKAGE = "acr_pose_ros"
 EXECUTABLE = "pose_node"
+MANAGED_EXECUTABLE = "pose_lifecycle_node"
+
+
+def _true(text):
+    return text.lower() in ("true", "1")
 
 
 def _node(context, *args, **kwargs):
@@ -35,21 +48,36 @@ def _node(context, *args, **kwargs):
         "labels/image": value("labels_topic"),
         "labels/detections": value("labels_detections_topic"),
     }
-    overrides = {"use_sim_time": value("use_sim_time").lower() in ("true", "1")}
+    overrides = {"use_sim_time": _true(value("use_sim_time"))}
     for name in ("device", "mask_source"):
         if value(name):
             overrides[name] = value(name)
-    return [
-        Node(
-            package=PACKAGE,
-            executable=EXECUTABLE,
-            name="acr_pose",
-            output="screen",
-            emulate_tty=True,
-            parameters=[value("params_file"), overrides],
-            remappings=list(topics.items()),
+    common = dict(
+        package=PACKAGE,
+        name="acr_pose",
+        output="screen",
+        emulate_tty=True,
+        parameters=[value("params_file"), overrides],
+        remappings=list(topics.items()),
+    )
+    if not _true(value("managed")):
+        return [Node(executable=EXECUTABLE, **common)]
+    node = LifecycleNode(executable=MANAGED_EXECUTABLE, namespace="", **common)
+    if not _true(value("autostart")):
+        return [node]
+
+    def change(transition_id):
+        return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition_id))
+
+    activate_when_inactive = RegisterEventHandler(
+        OnStateTransition(
+            target_lifecycle_node=node,
+            start_state="configuring",  # the end of a configure only: a manual deactivate stays inactive
+            goal_state="inactive",
+            entities=[change(Transition.TRANSITION_ACTIVATE)],
         )
-    ]
+    )
+    return [node, activate_when_inactive, change(Transition.TRANSITION_CONFIGURE)]
 
 
 def generate_launch_description():
@@ -65,6 +93,8 @@ def generate_launch_description():
         ("device", "", "auto, cpu, cuda, cuda:<index> (empty: the parameter file's)"),
         ("mask_source", "", "segmenter or labels (empty: the parameter file's)"),
         ("use_sim_time", "false", "use /clock"),
+        ("managed", "true", "start the managed (lifecycle) node; false: the plain node"),
+        ("autostart", "true", "with managed: configure and activate the node at start"),
     ]
     return LaunchDescription(
         [DeclareLaunchArgument(name, default_value=default, description=text) for name, default, text in arguments]

@@ -117,6 +117,7 @@ def test_colcon_install_layout(colcon_install: tuple[Path, Path]) -> None:
     # setup.cfg sends console scripts to lib/acr_pose_ros: `ros2 run acr_pose_ros acr-pose`.
     assert is_executable(prefix / "lib/acr_pose_ros/acr-pose")
     assert is_executable(prefix / "lib/acr_pose_ros/pose_node"), "the node's executable is not in lib/acr_pose_ros"
+    assert is_executable(prefix / "lib/acr_pose_ros/pose_lifecycle_node"), "no managed node executable"
     for source in [*REPO.glob("launch/*.launch.py"), REPO / "config/pose.yaml"]:
         installed = prefix / "share/acr_pose_ros" / source.parent.name / source.name
         assert installed.is_file(), f"{source.relative_to(REPO)} is not installed"

@@ -49,6 +49,9 @@ def test_levels():
     assert diagnostic_level(stats.summary(20.0), 0.1) == (ERROR, "1 frames failed with an error in the window (see "
                                                                  "the node's log)")  # fmt: skip
     assert diagnostic_level(stats.summary(31.0), 0.0)[0] == OK  # the failure has left the window
+    assert diagnostic_level(stats.summary(20.0), 1.0, active=False) == (
+        OK, "inactive (lifecycle): not subscribed to the camera"
+    )  # fmt: skip
 
 
 def test_the_message_as_rclpy_builds_it():

@@ -33,12 +33,29 @@ def load_launch_file(monkeypatch, share: Path):
         def perform(self, context):
             return context[self.name]
 
+    class LifecycleNode(_Recorder):
+        pass
+
+    class EmitEvent(_Recorder):
+        pass
+
     stand_ins = {
         "launch": {"LaunchDescription": _Recorder},
-        "launch.actions": {"DeclareLaunchArgument": _Recorder, "OpaqueFunction": _Recorder},
+        "launch.actions": {
+            "DeclareLaunchArgument": _Recorder,
+            "OpaqueFunction": _Recorder,
+            "EmitEvent": EmitEvent,
+            "RegisterEventHandler": _Recorder,
+        },
+        "launch.events": {"matches_action": lambda action: ("matches", action)},
         "launch.substitutions": {"LaunchConfiguration": LaunchConfiguration},
         "launch_ros": {},
-        "launch_ros.actions": {"Node": _Recorder},
+        "launch_ros.actions": {"Node": _Recorder, "LifecycleNode": LifecycleNode},
+        "launch_ros.event_handlers": {"OnStateTransition": _Recorder},
+        "launch_ros.events": {},
+        "launch_ros.events.lifecycle": {"ChangeState": _Recorder},
+        "lifecycle_msgs": {},
+        "lifecycle_msgs.msg": {"Transition": types.SimpleNamespace(TRANSITION_CONFIGURE=1, TRANSITION_ACTIVATE=3)},
         "ament_index_python": {},
         "ament_index_python.packages": {"get_package_share_directory": lambda package: str(share / package)},
     }
@@ -67,17 +84,33 @@ def test_launch_file_starts_the_installed_node_with_its_parameter_file(monkeypat
     declared = {a.args[0]: a.kwargs["default_value"] for a in actions if a.args}
     opaque = [a for a in actions if "function" in a.kwargs]
     assert len(opaque) == 1 and declared["params_file"] == str(tmp_path / "acr_pose_ros/config/pose.yaml")
-    [node] = opaque[0].kwargs["function"](dict(declared, device="cuda", use_sim_time="true"))
+    # managed (the default): the lifecycle node, configured at start and activated once configured
+    node, handler, configure = opaque[0].kwargs["function"](dict(declared, device="cuda", use_sim_time="true"))
+    assert type(node).__name__ == "LifecycleNode" and node.kwargs["namespace"] == ""
+    assert console_scripts()[node.kwargs["executable"]] == "acr_pose_ros.node:lifecycle_main"
+    event = configure.kwargs["event"].kwargs
+    assert event == {"lifecycle_node_matcher": ("matches", node), "transition_id": 1}
+    [on_configured] = handler.args
+    assert on_configured.kwargs["target_lifecycle_node"] is node
+    assert (on_configured.kwargs["start_state"], on_configured.kwargs["goal_state"]) == ("configuring", "inactive")
+    [activate] = on_configured.kwargs["entities"]
+    assert activate.kwargs["event"].kwargs == {"lifecycle_node_matcher": ("matches", node), "transition_id": 3}
+    [unstarted] = opaque[0].kwargs["function"](dict(declared, autostart="false"))
+    assert type(unstarted).__name__ == "LifecycleNode"
+    [plain] = opaque[0].kwargs["function"](dict(declared, managed="false", device="cuda", use_sim_time="true"))
+    assert console_scripts()[plain.kwargs["executable"]] == "acr_pose_ros.node:main"
+    assert {k: v for k, v in plain.kwargs.items() if k != "executable"} == {
+        k: v for k, v in node.kwargs.items() if k not in ("executable", "namespace")
+    }  # the same name, parameters and remappings
     kwargs = node.kwargs
     assert kwargs["package"] == "acr_pose_ros" and kwargs["name"] == "acr_pose"
-    assert console_scripts()[kwargs["executable"]] == "acr_pose_ros.node:main"
     params_file, overrides = kwargs["parameters"]
     assert params_file == declared["params_file"] and overrides == {"use_sim_time": True, "device": "cuda"}
     remaps = dict(kwargs["remappings"])
     assert set(remaps) == set(INPUT_TOPICS + LABEL_TOPICS)  # every input of the node, and nothing else
     assert remaps["color/image_raw"] == "/camera/camera/color/image_raw"
     assert remaps["aligned_depth_to_color/image_raw"] == "/camera/camera/aligned_depth_to_color/image_raw"
-    [node] = opaque[0].kwargs["function"](dict(declared, camera="/cam/", depth_topic="/d"))
+    node, *_ = opaque[0].kwargs["function"](dict(declared, camera="/cam/", depth_topic="/d"))
     remaps = dict(node.kwargs["remappings"])
     assert (
         remaps["color/camera_info"] == "/cam/color/camera_info" and remaps["aligned_depth_to_color/image_raw"] == "/d"

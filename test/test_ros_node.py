@@ -41,13 +41,15 @@ REMAPS = {
 FRAME_ID = "acrtest_color_optical_frame"
 
 
-def ros_env() -> dict[str, str]:
-    """This test's own DDS domain on localhost only, so parallel runs and other graphs do not mix."""
-    return dict(os.environ, ROS_DOMAIN_ID=str(1 + os.getpid() % 100), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+def ros_env(offset: int = 0) -> dict[str, str]:
+    """This test's own DDS domain on localhost only, so parallel runs and other graphs do not mix (``offset``: a
+    second graph of the same test process)."""
+    domain = 1 + (os.getpid() + 101 * offset) % 100
+    return dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
 
 
-def node_command(*params: str) -> list[str]:
-    command = [sys.executable, "-m", "acr_pose_ros.node", "--ros-args"]
+def node_command(*params: str, managed: bool = False) -> list[str]:
+    command = [sys.executable, "-m", "acr_pose_ros.node", *(["--lifecycle"] if managed else []), "--ros-args"]
     for source, target in REMAPS.items():
         command += ["-r", f"{source}:={target}"]
     for param in params:
@@ -78,6 +80,23 @@ class Scene:
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory):
     """The node (a subprocess) and a tester node in this process, on this test's domain."""
+    params = (
+        "device:=cpu", "mask_source:=labels", "sync_slop:=0.01",  # the default QoS (reliable) must connect
+        "diagnostics_window:=3.0",
+        "cuda_graphs:=true",  # on the CPU: ignored with a warning (checked below)
+    )  # fmt: skip
+    yield from running_graph(tmp_path_factory.mktemp("node") / "node.log", params)
+
+
+@pytest.fixture(scope="module")
+def managed_graph(tmp_path_factory):
+    """The managed (lifecycle) node, unconfigured, with its tester, on a second domain."""
+    params = ("device:=cpu", "mask_source:=labels", "sync_slop:=0.01")
+    yield from running_graph(tmp_path_factory.mktemp("managed") / "node.log", params, managed=True, offset=1)
+
+
+def running_graph(log: Path, params: tuple[str, ...], managed: bool = False, offset: int = 0):
+    """Start the node and the tester, yield the :class:`Graph`, then stop both."""
     require_ros()
     import rclpy
     from rclpy.context import Context
@@ -89,17 +108,9 @@ def graph(tmp_path_factory):
     from tf2_msgs.msg import TFMessage
     from vision_msgs.msg import Detection2DArray, Detection3DArray
 
-    env = ros_env()
-    log = tmp_path_factory.mktemp("node") / "node.log"
+    env = ros_env(offset)
     with open(log, "wb") as out:
-        node = subprocess.Popen(
-            node_command(
-                "device:=cpu", "mask_source:=labels", "sync_slop:=0.01",  # the default QoS (reliable) must connect
-                "diagnostics_window:=3.0",
-                "cuda_graphs:=true",  # on the CPU: ignored with a warning (checked below)
-            ),
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        node = subprocess.Popen(node_command(*params, managed=managed), env=env, stdout=out, stderr=subprocess.STDOUT)
     context = Context()
     rclpy.init(context=context, domain_id=int(env["ROS_DOMAIN_ID"]))
     tester = Node("acr_pose_tester", context=context)
@@ -167,8 +178,10 @@ def graph(tmp_path_factory):
     g = Graph()
     g.received, g.tester, g.node, g.log, g.context = received, tester, node, log, context
     g.Image, g.CameraInfo = Image, CameraInfo
-    # Wait for the node to subscribe (it loads the model first), then for the first answer.
-    assert g.spin_until(lambda: tester.count_subscribers("/acrtest/dets") > 0, 90), log.read_text()[-3000:]
+    if managed:  # unconfigured: wait for its lifecycle services
+        assert g.spin_until(lambda: tester.count_publishers(f"{NODE}/transition_event") > 0, 60), log.read_text()
+    else:  # wait for the node to subscribe (it loads the model first)
+        assert g.spin_until(lambda: tester.count_subscribers("/acrtest/dets") > 0, 90), log.read_text()[-3000:]
     yield g
     if node.poll() is None:
         node.kill()
@@ -414,3 +427,93 @@ def test_a_bad_parameter_stops_the_node_naming_it():
     )
     assert result.returncode != 0
     assert "score_threshold" in result.stdout + result.stderr
+
+
+def test_the_managed_node_works_only_while_active(managed_graph):
+    """configure → inactive (model loaded, nothing subscribed), activate → posing, deactivate → unsubscribed and
+    silent, activate again → posing, cleanup → unconfigured; SIGTERM ends it with status 0."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    g = managed_graph
+    get_state = g.tester.create_client(GetState, f"{NODE}/get_state")
+    change_state = g.tester.create_client(ChangeState, f"{NODE}/change_state")
+    assert get_state.wait_for_service(timeout_sec=20) and change_state.wait_for_service(timeout_sec=20)
+
+    def call(client, request):
+        future = client.call_async(request)
+        assert g.spin_until(future.done, 120), g.log.read_text()[-3000:]
+        return future.result()
+
+    def state() -> str:
+        return call(get_state, GetState.Request()).current_state.label
+
+    def transition(transition_id: int) -> bool:
+        return call(change_state, ChangeState.Request(transition=Transition(id=transition_id))).success
+
+    detections = g.received["detections"]
+
+    def answered(sec: int, timeout: float) -> bool:
+        count = len(detections)
+        g.publish(sec)
+        return g.spin_until(lambda: len(detections) > count, timeout)
+
+    assert state() == "unconfigured" and g.tester.count_subscribers("/acrtest/color") == 0
+    assert transition(Transition.TRANSITION_CONFIGURE) and state() == "inactive"
+    assert g.tester.count_subscribers("/acrtest/color") == 0 and not answered(10, 2.0)
+    assert transition(Transition.TRANSITION_ACTIVATE) and state() == "active"
+    assert g.spin_until(lambda: g.tester.count_subscribers("/acrtest/dets") > 0, 10)
+    sec = 20
+    while not answered(sec, 10) and sec < 25:  # a set the discovery race lost is simply sent again
+        sec += 1
+    assert detections and detections[-1].header.stamp.sec == sec
+    assert transition(Transition.TRANSITION_DEACTIVATE) and state() == "inactive"
+    assert g.spin_until(lambda: g.tester.count_subscribers("/acrtest/color") == 0, 10)
+    assert not answered(40, 2.0)
+    assert transition(Transition.TRANSITION_ACTIVATE) and state() == "active"
+    assert g.spin_until(lambda: g.tester.count_subscribers("/acrtest/dets") > 0, 10)
+    sec = 50
+    while not answered(sec, 10) and sec < 55:
+        sec += 1
+    assert detections[-1].header.stamp.sec == sec
+    assert transition(Transition.TRANSITION_DEACTIVATE) and transition(Transition.TRANSITION_CLEANUP)
+    assert state() == "unconfigured"
+    g.node.terminate()
+    assert g.node.wait(15) == 0
+
+
+def test_a_bad_parameter_fails_the_managed_nodes_configure_naming_it():
+    require_ros()
+    import rclpy
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+
+    env = ros_env(2)
+    node = subprocess.Popen(
+        node_command("score_threshold:=2.0", managed=True), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    context = Context()
+    rclpy.init(context=context, domain_id=int(env["ROS_DOMAIN_ID"]))
+    tester = Node("acr_pose_configure_tester", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(tester)
+    try:
+        change_state = tester.create_client(ChangeState, f"{NODE}/change_state")
+        get_state = tester.create_client(GetState, f"{NODE}/get_state")
+        assert change_state.wait_for_service(timeout_sec=60)
+        future = change_state.call_async(ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CONFIGURE)))
+        executor.spin_until_future_complete(future, timeout_sec=60)
+        assert future.done() and not future.result().success
+        future = get_state.call_async(GetState.Request())
+        executor.spin_until_future_complete(future, timeout_sec=20)
+        assert future.result().current_state.label == "unconfigured"  # alive, waiting for a good configuration
+    finally:
+        node.terminate()
+        out, _ = node.communicate(timeout=15)
+        executor.shutdown()
+        tester.destroy_node()
+        rclpy.shutdown(context=context)
+    assert node.returncode == 0 and "score_threshold" in out.decode()
