@@ -12,6 +12,9 @@ Topics (relative names: remap them, or set the namespace, as ``launch/pose.launc
   ``waiting_s``);
 - ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, once a second: rates, latency, stage times, counters, device;
   :mod:`acr_pose_ros.diagnostics`);
+- with ``target_frame``: poses, boxes, covariances and TF in that frame, through TF at the image's stamp
+  (``tf2_ros.Buffer`` where importable, else :class:`~acr_pose_ros.transforms.TransformBuffer` on /tf and
+  /tf_static); a frame whose transform does not come within ``transform_timeout`` is skipped and counted;
 - service: ``~/reset`` (std_srvs/Trigger) drops the object tracks (:mod:`acr_pose_ros.tracking`).
 
 Threads: the executor only receives and synchronises; a worker thread runs the estimator on the newest
@@ -34,6 +37,7 @@ import traceback
 from collections import Counter
 from typing import Any
 
+import numpy as np
 import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
@@ -57,6 +61,7 @@ from acr_pose_ros.messages import detection_array, marker_array, ros_types, tran
 from acr_pose_ros.params import INPUT_TOPICS, LABEL_TOPICS, NODE_NAME, RUNTIME, NodeParameters, ParameterError
 from acr_pose_ros.sync import ApproximateSync, LatestSlot, stamp_ns
 from acr_pose_ros.tracking import Tracker
+from acr_pose_ros.transforms import TransformBuffer, matrix_from_transform, transform_estimate
 
 __all__ = ["ManagedPoseNode", "PoseNode", "lifecycle_main", "main"]
 
@@ -75,6 +80,8 @@ _DESCRIPTIONS = {
     "sync_slop": "largest stamp difference within a synchronised set, seconds",
     "input_reliability": "QoS reliability of the inputs: reliable (default; depth 2) or best_effort (sensor data)",
     "frame_prefix": "TF child frames are <frame_prefix><id>",
+    "target_frame": "publish poses and TF in this frame (e.g. base_link) through TF; empty: the optical frame",
+    "transform_timeout": "seconds to wait for the target frame's transform before skipping the frame",
     "tracking": "stable ids: the same object keeps its Detection3D id and TF frame across frames",
     "track_max_distance": "metres: a pose farther from every live track of its category starts a new track",
     "track_timeout": "seconds (image stamps) a track lives unseen",
@@ -88,6 +95,10 @@ _DESCRIPTIONS = {
     "min_depth": "depth below this many metres counts as missing",
     "max_depth": "depth above this many metres counts as missing; 0: no bound",
 }
+
+
+class TransformMissingError(Exception):
+    """TF cannot give the target frame's transform at an image's stamp (the frame is skipped and counted)."""
 
 
 class _PoseBehaviour:
@@ -161,6 +172,9 @@ class _PoseBehaviour:
                 self._tf_pub = self.create_publisher(TFMessage, "/tf", tf_qos)
                 self._made.append(self._tf_pub)
 
+        self._tf_listener: Any = None
+        if params.target_frame:
+            self._listen_to_tf()
         self.tracker = Tracker(params.track_max_distance, params.track_timeout, params.pose_smoothing)
         self._tracker_lock = threading.Lock()  # the worker updates it, the reset service (executor) clears it
         self.reset_service = self.create_service(Trigger, "~/reset", self._on_reset)
@@ -277,6 +291,9 @@ class _PoseBehaviour:
             try:
                 latency, stages = self._process(msgs)
                 self.statistics.handled(time.monotonic(), True, latency, stages)
+            except TransformMissingError as error:
+                self._skip("no_transform", f"frame skipped: {error}")
+                self.statistics.handled(time.monotonic(), False)
             except (MessageError, InputError) as error:
                 self._skip("bad_input", f"frame skipped: {error}")
                 self.statistics.handled(time.monotonic(), False)
@@ -295,8 +312,13 @@ class _PoseBehaviour:
         inputs = frame_inputs(color, depth, info, params, *labels)
         converted = time.perf_counter()
         estimate = estimate_frame(self.estimator, inputs, params)
-        estimated = time.perf_counter()
+        in_camera = estimate  # the debug image is drawn in the camera
         header = color.header
+        if params.target_frame:
+            T = self._transform(params.target_frame, header.frame_id, stamp_ns(color), params.transform_timeout)
+            estimate = transform_estimate(estimate, T)
+            header = type(header)(stamp=header.stamp, frame_id=params.target_frame)
+        estimated = time.perf_counter()
         names = None  # without tracking: <category>_<i> within the frame
         if params.tracking:
             with self._tracker_lock:
@@ -313,7 +335,7 @@ class _PoseBehaviour:
         if params.publish_markers and self.markers_pub.get_subscription_count() > 0:
             self.markers_pub.publish(marker_array(ros_types, header, estimate, names=names))
         if params.publish_debug_image and self.debug_pub.get_subscription_count() > 0:
-            fields = image_fields(debug_image(inputs, estimate, names))
+            fields = image_fields(debug_image(inputs, in_camera, names))
             fields["data"] = array.array("B", fields["data"].tobytes())
             self.debug_pub.publish(Image(header=header, **fields))
         self.counts["posed"] += 1
@@ -322,6 +344,71 @@ class _PoseBehaviour:
         self.get_logger().debug(f"{len(estimate.objects)} objects in {done - start:.3f} s")
         stages = {"conversion": 1e3 * (converted - start), **estimate.timings_ms, "messages": 1e3 * (done - estimated)}
         return latency, stages
+
+    # -- target frame -----------------------------------------------------------------------------------------
+    def _listen_to_tf(self) -> None:
+        """Executor thread: hear /tf and /tf_static through tf2_ros where importable, else through
+        :class:`~acr_pose_ros.transforms.TransformBuffer` (same rules)."""
+        if self._tf_listener is not None:
+            return
+        try:
+            from tf2_ros import Buffer, TransformListener
+
+            self._tf_buffer = Buffer()
+            self._tf_listener = TransformListener(self._tf_buffer, self)
+            self._tf_kind = "tf2_ros"
+        except ImportError:
+            from rclpy.qos import DurabilityPolicy
+            from tf2_msgs.msg import TFMessage
+
+            self._tf_buffer = TransformBuffer()
+            self._tf_buffer_lock = threading.Lock()
+            latched = QoSProfile(
+                depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+            )
+            self._tf_listener = [
+                self.create_subscription(TFMessage, "/tf", lambda m: self._heard(m, False), QoSProfile(depth=100)),
+                self.create_subscription(TFMessage, "/tf_static", lambda m: self._heard(m, True), latched),
+            ]
+            self._made += self._tf_listener
+            self._tf_kind = "acr_pose_ros.transforms.TransformBuffer"
+        self.get_logger().info(f"target frame: transforms through {self._tf_kind}")
+
+    def _heard(self, msg: Any, static: bool) -> None:
+        with self._tf_buffer_lock:
+            for t in msg.transforms:
+                r, q = t.transform.translation, t.transform.rotation
+                T = matrix_from_transform([r.x, r.y, r.z], [q.x, q.y, q.z, q.w])
+                try:
+                    self._tf_buffer.add(t.header.frame_id, t.child_frame_id, stamp_ns(t), T, static=static)
+                except ValueError:
+                    continue
+
+    def _transform(self, target: str, source: str, stamp: int, timeout: float) -> np.ndarray:
+        """Worker thread: ``T_target_source`` at ``stamp``, waiting at most ``timeout`` seconds; MessageError
+        (the frame is skipped and counted) when TF cannot give it."""
+        if self._tf_kind == "tf2_ros":
+            from rclpy.duration import Duration
+            from rclpy.time import Time
+            from tf2_ros import TransformException
+
+            try:
+                t = self._tf_buffer.lookup_transform(
+                    target, source, Time(nanoseconds=stamp), timeout=Duration(seconds=timeout)
+                )
+            except TransformException as error:
+                raise TransformMissingError(f"no transform {source} -> {target}: {error}") from None
+            r, q = t.transform.translation, t.transform.rotation
+            return matrix_from_transform([r.x, r.y, r.z], [q.x, q.y, q.z, q.w])
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                with self._tf_buffer_lock:
+                    return self._tf_buffer.lookup(target, source, stamp)
+            except LookupError as error:
+                if time.monotonic() >= end:
+                    raise TransformMissingError(f"no transform {source} -> {target}: {error}") from None
+            time.sleep(0.005)
 
     def _on_reset(self, request: Any, response: Any) -> Any:
         """``~/reset`` (std_srvs/Trigger): drop every track; the next poses start new ids."""
@@ -381,6 +468,8 @@ class _PoseBehaviour:
             return SetParametersResult(successful=False, reason=str(error))
         if base is not None:
             self.params = checked
+            if checked.target_frame and not base.target_frame:
+                self._listen_to_tf()
         return SetParametersResult(successful=True)
 
 

@@ -37,7 +37,7 @@ INPUT_TOPICS = ("color/image_raw", "aligned_depth_to_color/image_raw", "color/ca
 LABEL_TOPICS = ("labels/image", "labels/detections")
 """The extra inputs of ``mask_source: labels``: instance-label image and the Detection2DArray naming its labels."""
 
-RUNTIME = frozenset({"score_threshold", "categories", "max_objects", "min_depth", "max_depth"})
+RUNTIME = frozenset({"score_threshold", "categories", "max_objects", "min_depth", "max_depth", "target_frame"})
 """Parameters that take effect on the next frame when set while the node runs."""
 
 
@@ -67,6 +67,9 @@ class NodeParameters:
             2–3 of 20 arriving, reliable 20 of 20; it cannot connect to a best-effort publisher, which rclpy reports
             as "offering incompatible QoS") or ``best_effort`` (the sensor-data profile, depth 5; receives both).
         frame_prefix: TF child frames are ``<frame_prefix><id>``.
+        target_frame: publish poses, boxes, covariances and TF in this frame (e.g. ``base_link``), transformed at the
+            image's stamp through TF; empty: the colour image's optical frame.
+        transform_timeout: seconds to wait for that transform before the frame is skipped (and counted).
         tracking: stable ids (:mod:`acr_pose_ros.tracking`): ``Detection3D.id`` and the TF child name the same
             object from frame to frame; False: ``<category>_<i>`` counted within each frame.
         track_max_distance: metres; a pose farther than this from every live track of its category starts a track.
@@ -91,6 +94,8 @@ class NodeParameters:
     sync_slop: float = 0.05
     input_reliability: str = "reliable"
     frame_prefix: str = "acr_pose/"
+    target_frame: str = ""
+    transform_timeout: float = 0.1
     tracking: bool = True
     track_max_distance: float = 0.1
     track_timeout: float = 1.0
@@ -127,6 +132,10 @@ class NodeParameters:
             raise bad("input_reliability", "must be 'best_effort' or 'reliable'")
         if "//" in self.frame_prefix or self.frame_prefix.startswith("/") or " " in self.frame_prefix:
             raise bad("frame_prefix", "must be a valid TF frame prefix (no leading '/', no '//', no spaces)")
+        if self.target_frame.startswith("/") or " " in self.target_frame:
+            raise bad("target_frame", "must be a TF frame name (no leading '/', no spaces) or empty")
+        if not (math.isfinite(self.transform_timeout) and self.transform_timeout >= 0):
+            raise bad("transform_timeout", "must be a non-negative number of seconds")
         if not (math.isfinite(self.track_max_distance) and self.track_max_distance > 0):
             raise bad("track_max_distance", "must be a positive number of metres")
         if not (math.isfinite(self.track_timeout) and self.track_timeout >= 0):

@@ -173,6 +173,20 @@ def test_select_detections():
 
 def test_parameter_file_is_the_defaults_and_rules_name_the_parameter(tmp_path):
     assert load_parameter_file(REPO / "config/pose.yaml") == NodeParameters()
+    # and the README's table names each with its default
+    rows = {
+        line.split("|")[1].strip().strip("`"): line.split("|")[2].strip()
+        for line in (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith("  | `")
+    }
+    assert set(rows) == set(NodeParameters.names())
+    defaults = NodeParameters().to_mapping()
+    for name, shown in rows.items():
+        value = defaults[name]
+        expected = (
+            "all six" if name == "categories" else f"`{str(value).lower() if isinstance(value, bool) else value}`"
+        )
+        assert shown == (expected if value != "" else '`""`'), name
     assert NodeParameters.from_mapping({"score_threshold": 1, "categories": ["mug"]}).score_threshold == 1.0
     for values, match in [
         ({"score_threshold": 1.5}, "'score_threshold' = 1.5"),

@@ -334,6 +334,80 @@ def test_markers_and_debug_image_for_subscribers(graph):
     assert markers[0].action == 3 and len(markers) == 1 + 2 * len(graph.scene.class_ids)
 
 
+def test_poses_in_a_target_frame_through_a_static_transform(graph):
+    """target_frame set at run time: the same scene's poses come in the target frame, T · the camera-frame pose
+    (T from a static transform the test publishes), TF children under it; a frame without a transform is skipped
+    and counted."""
+    from geometry_msgs.msg import TransformStamped
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from scipy.spatial.transform import Rotation
+    from tf2_msgs.msg import TFMessage
+
+    client = graph.tester.create_client(SetParameters, f"{NODE}/set_parameters")
+    assert client.wait_for_service(timeout_sec=10)
+
+    def set_target(name):
+        future = client.call_async(
+            SetParameters.Request(parameters=[Parameter("target_frame", value=name).to_parameter_msg()])
+        )
+        assert graph.spin_until(future.done, 10) and future.result().results[0].successful
+
+    detections, tf = graph.received["detections"], graph.received["tf"]
+
+    def answer(sec):
+        count = len(detections)
+        graph.publish(sec)
+        assert graph.spin_until(lambda: len(detections) > count and detections[-1].header.stamp.sec == sec, 20)
+        return detections[-1]
+
+    def poses(msg):
+        out = {}
+        for d in msg.detections:
+            p, q = d.results[0].pose.pose.position, d.results[0].pose.pose.orientation
+            T = np.eye(4)
+            T[:3, :3], T[:3, 3] = Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix(), [p.x, p.y, p.z]
+            out[d.id] = (T, np.array(d.results[0].pose.covariance).reshape(6, 6))
+        return out
+
+    in_camera = poses(answer(550))
+    R = Rotation.from_rotvec([0.4, -0.3, 1.2]).as_matrix()
+    T_base_camera = np.eye(4)
+    T_base_camera[:3, :3], T_base_camera[:3, 3] = R, [0.2, -0.1, 0.9]
+    static = TransformStamped()
+    static.header.frame_id, static.child_frame_id = "acrtest_base", FRAME_ID
+    q = Rotation.from_matrix(R).as_quat()
+    static.transform.translation.x, static.transform.translation.y, static.transform.translation.z = 0.2, -0.1, 0.9
+    static.transform.rotation.x, static.transform.rotation.y = q[0], q[1]
+    static.transform.rotation.z, static.transform.rotation.w = q[2], q[3]
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    graph.tester.create_publisher(TFMessage, "/tf_static", latched).publish(TFMessage(transforms=[static]))
+    set_target("acrtest_base")
+    msg = answer(551)
+    assert msg.header.frame_id == "acrtest_base" and all(d.header.frame_id == "acrtest_base" for d in msg.detections)
+    in_base = poses(msg)
+    assert len(in_base) == len(in_camera)
+    J = np.kron(np.eye(2), R)
+    for (T_cam, cov_cam), (T_base, cov_base) in zip(
+        sorted(in_camera.values(), key=lambda v: v[0][2, 3]),
+        sorted(in_base.values(), key=lambda v: (np.linalg.inv(T_base_camera) @ v[0])[2, 3]),
+        strict=True,
+    ):  # the same objects (sorted by their depth in the camera), moved by T
+        np.testing.assert_allclose(T_base, T_base_camera @ T_cam, atol=1e-9)
+        np.testing.assert_allclose(cov_base, J @ cov_cam @ J.T, atol=1e-12)
+    assert graph.spin_until(lambda: any(m.transforms and m.transforms[0].header.stamp.sec == 551 for m in tf), 5)
+    frames = next(m for m in tf if m.transforms and m.transforms[0].header.stamp.sec == 551)
+    assert {t.header.frame_id for t in frames.transforms} == {"acrtest_base"}
+    skipped = graph.status().get("skipped_no_transform", 0)
+    set_target("acrtest_nowhere")
+    graph.publish(552)
+    assert graph.spin_until(lambda: graph.status().get("last_stamp_ns") == 552 * 10**9, 20)
+    assert graph.status()["skipped_no_transform"] == skipped + 1
+    set_target("")
+    assert answer(553).header.frame_id == FRAME_ID
+
+
 def test_ids_stay_with_their_objects_reset_drops_them_and_an_idle_node_says_it_waits(graph):
     from std_srvs.srv import Trigger
 
