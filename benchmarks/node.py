@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
@@ -92,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
 
     bench.create_subscription(Detection3DArray, "/acr_pose/detections", on_detections, QoSProfile(depth=100))
     bench.create_subscription(String, "/acr_pose/status", lambda m: status.append(json.loads(m.data)), 100)
+    diagnostics: list[dict] = []  # the node's own figures (acr_pose_ros.diagnostics), for comparison
+    bench.create_subscription(
+        DiagnosticArray,
+        "/diagnostics",
+        lambda m: diagnostics.extend({kv.key: kv.value for kv in s.values} for s in m.status[:1]),
+        100,
+    )
 
     def image(pixels, encoding):
         fields = image_fields(pixels, encoding)
@@ -133,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             published += 1
             next_time += 1.0 / args.rate
         executor.spin_once(timeout_sec=max(0.0, min(0.005, next_time - time.monotonic())))
+    own = diagnostics[-1] if diagnostics else {}  # the last report within the run: its window is the run's end
     end = time.monotonic() + 5.0
     while time.monotonic() < end:  # let the last answer arrive
         executor.spin_once(timeout_sec=0.05)
@@ -157,12 +166,26 @@ def main(argv: list[str] | None = None) -> int:
         "latency_ms_p90": float(np.percentile(latency, 90)) if len(latency) else None,
         "objects_per_answer": float(np.mean([n for _, _, n in measured])) if measured else None,
         "node_counts": counts,
+        # /diagnostics' figures over its last window (the node's parameter diagnostics_window, 10 s): they measure
+        # stamp to publication on the node's side, these stamp to arrival here, so they must agree within the
+        # middleware's delivery time
+        "node_diagnostics": {
+            k: own.get(k)
+            for k in ("posed rate (Hz)", "input rate (Hz)", "latency median (ms)", "latency p90 (ms)")
+            if k in own
+        }
+        | {k: v for k, v in own.items() if k.endswith("median (ms)") and not k.startswith("latency")},
     }
     print(f"{'input Hz':>9} {'published':>9} {'answered':>8} {'output Hz':>9} {'lat. med ms':>11} {'p90 ms':>8} "
           f"{'received':>8} {'dropped':>7}")  # fmt: skip
     print(f"{args.rate:9.1f} {published:9d} {len(measured):8d} {result['output_rate_hz']:9.2f} "
           f"{result['latency_ms_median'] or float('nan'):11.1f} {result['latency_ms_p90'] or float('nan'):8.1f} "
           f"{counts['received']:8d} {counts['dropped_stale']:7d}")  # fmt: skip
+    if own:
+        print(f"the node's /diagnostics (last 10 s): posed {own.get('posed rate (Hz)')} Hz, latency median "
+              f"{own.get('latency median (ms)')} ms, p90 {own.get('latency p90 (ms)')} ms; stages (ms): "
+              + ", ".join(f"{k[:-12]} {v}" for k, v in own.items() if k.endswith("median (ms)")
+                          and not k.startswith("latency")))  # fmt: skip
     write_result(args.out, result)
     return 0
 
