@@ -18,7 +18,7 @@ from acr_pose_core.data import nocs_format
 from acr_pose_core.data.dataset import DatasetConfig, PoseDataset
 from acr_pose_core.data.generate import GenerateConfig, generate, scene_frame
 from acr_pose_core.data.instance import normalise_crop
-from acr_pose_core.data.priors import load_priors
+from acr_pose_core.data.priors import load_priors, save_priors
 from acr_pose_core.data.scene import SceneConfig
 from acr_pose_core.detection import Detections, InputError, as_mask_source, detections_from_frame, read_mask_results
 from acr_pose_core.geometry.boxes import box_corners, transform_points
@@ -480,6 +480,44 @@ def test_model_folders_round_trip_and_refuse_damage(tiny_folder, tmp_path):
         load_model_folder(tmp_path / "nowhere")
     with pytest.raises(ModelFolderError, match="not a model folder"):
         load_model_folder(tmp_path)
+
+
+def test_model_folders_refuse_replaced_priors_edited_configurations_and_paths_outside(tmp_path):
+    torch.manual_seed(1)
+    priors = load_priors().resampled(TINY.prior_points)
+
+    def fresh(name):
+        return save_model_folder(tmp_path / name, Reconstructor(TINY).eval(), priors)
+
+    def edit(folder, change):
+        info = json.loads((folder / "model.json").read_text())
+        change(info)
+        (folder / "model.json").write_text(json.dumps(info))
+
+    folder = fresh("priors")
+    other = load_priors().resampled(TINY.prior_points)
+    other.points[0] *= 1.01  # a 1 % larger bottle prior: every bottle's pose would change
+    save_priors(folder / "priors.npz", other)
+    with pytest.raises(ModelFolderError, match="priors.npz: sha256 differs"):
+        load_model_folder(folder)
+    folder = fresh("graph_k")
+    edit(folder, lambda info: info["reconstructor"].update(graph_k=4))  # the same weight shapes, another model
+    with pytest.raises(ModelFolderError, match="configuration was changed after export"):
+        load_model_folder(folder)
+    for key, name in (("weights", "../f32/reconstructor.safetensors"), ("priors", "/etc/passwd"), ("priors", "..")):
+        folder = fresh(f"outside_{key}")
+        edit(folder, lambda info, key=key, name=name: info[key].update(file=name))
+        with pytest.raises(ModelFolderError, match="must be a file name inside the folder"):
+            load_model_folder(folder)
+    folder = fresh("v1")  # an older folder: no hashes of the priors and configuration, read with a warning
+    edit(folder, lambda info: (info.update(version=1), info.pop("config_sha256"), info["priors"].pop("sha256")))
+    with pytest.warns(RuntimeWarning, match="version-1 model folder"):
+        assert load_model_folder(folder).priors.points.shape == priors.points.shape
+    edit(folder, lambda info: info.update(version=3))
+    with pytest.raises(ModelFolderError, match="version 3"):
+        load_model_folder(folder)
+    write_size_calibration(fresh("calibrated"), np.full(6, 0.9))  # size calibration is not a configuration edit
+    assert load_model_folder(tmp_path / "calibrated").size_factors.tolist() == [0.9] * 6
 
 
 class ShrinkingOracle(Oracle):

@@ -5,8 +5,11 @@ folder keeps what inference needs, in files a robot can read without the trainin
 
 - ``model.json``: ``format`` (``"acr-pose-model"``), ``version``, ``reconstructor`` (the
   :class:`~acr_pose_core.models.config.ReconstructorConfig` fields: sizes and switches, hence N points and S×S
-  crops), ``weights`` (file name, stored dtype, sha256), ``priors`` (file name) and ``source`` (where the weights
-  came from: run, step, git commit, training configuration, validation metrics; free-form, for people).
+  crops), ``weights`` (file name, stored dtype, sha256), ``priors`` (file name, sha256), ``config_sha256`` (of the
+  ``reconstructor`` and ``segmenter.config`` sections, so that an edit that keeps the weights' shapes, e.g.
+  ``graph_k``, is refused) and ``source`` (where the weights came from: run, step, git commit, training
+  configuration, validation metrics; free-form, for people). File names are plain names inside the folder.
+  Version 1 folders (no priors or configuration hash) are read with a warning.
 - ``reconstructor.safetensors``: the Reconstructor's state dict; floating tensors stored as ``weights_dtype``
   (float16 for the shipped default: half the bytes, and reconstructions within about 1e-3 NOCS units of float32,
   tested), integer buffers as they are. Loaded back as float32 (or the dtype asked for).
@@ -29,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -61,7 +65,8 @@ __all__ = [
 ]
 
 MODEL_FORMAT = "acr-pose-model"
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)  # 1: no hashes of the priors and the configuration (read with a warning)
 _WEIGHTS = "reconstructor.safetensors"
 _SEGMENTER = "segmenter.safetensors"
 _PRIORS = "priors.npz"
@@ -126,7 +131,7 @@ def save_model_folder(
         "version": MODEL_FORMAT_VERSION,
         "reconstructor": asdict(config),
         "weights": {"file": _WEIGHTS, "dtype": weights_dtype, "sha256": _sha256(data)},
-        "priors": {"file": _PRIORS},
+        "priors": {"file": _PRIORS, "sha256": _sha256((out / _PRIORS).read_bytes())},
         "source": source or {},
     }
     if segmenter is not None:
@@ -139,8 +144,23 @@ def save_model_folder(
         }
     elif (out / _SEGMENTER).exists():
         (out / _SEGMENTER).unlink()  # a folder rewritten without one must not keep an old one
+    document["config_sha256"] = _config_sha256(document)
     write_atomically(out / "model.json", json_text(document, indent=2) + "\n")
     return out
+
+
+def _config_sha256(document: dict[str, Any]) -> str:
+    """sha256 of the sections that shape the models: ``reconstructor`` and ``segmenter.config`` (canonical JSON)."""
+    segmenter = document.get("segmenter")
+    shaped = {"reconstructor": document.get("reconstructor"), "segmenter": segmenter and segmenter.get("config")}
+    return _sha256(json.dumps(shaped, sort_keys=True, separators=(",", ":")).encode())
+
+
+def _member(path: Path, name: Any, what: str) -> Path:
+    """``path / name`` for a plain file name; ModelFolderError for anything that could leave the folder."""
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise ModelFolderError(f"{path}/model.json: {what} must be a file name inside the folder, got {name!r}")
+    return path / name
 
 
 def _tensor_bytes(module: nn.Module, dtype: torch.dtype) -> bytes:
@@ -180,9 +200,9 @@ def _read_info(path: Path) -> dict[str, Any]:
         raise ModelFolderError(f"{info_path}: not valid JSON ({error})") from None
     if not isinstance(info, dict) or info.get("format") != MODEL_FORMAT:
         raise ModelFolderError(f"{info_path}: format is not {MODEL_FORMAT!r}")
-    if info.get("version") != MODEL_FORMAT_VERSION:
+    if info.get("version") not in _READABLE_VERSIONS:
         raise ModelFolderError(
-            f"{info_path}: version {info.get('version')!r}; this acr-pose reads {MODEL_FORMAT_VERSION}"
+            f"{info_path}: version {info.get('version')!r}; this acr-pose reads {list(_READABLE_VERSIONS)}"
         )
     return info
 
@@ -203,12 +223,28 @@ def load_model_folder(
     info = _read_info(path)
     try:
         config = config_from_dict(ReconstructorConfig, info["reconstructor"], f"{path}/model.json: reconstructor")
-        weights = path / info["weights"]["file"]
-        priors_path = path / info["priors"]["file"]
-    except (KeyError, TypeError) as error:
+        weights = _member(path, info["weights"]["file"], "weights.file")
+        priors_path = _member(path, info["priors"]["file"], "priors.file")
+        priors_sha = info["priors"].get("sha256")
+    except (KeyError, TypeError, AttributeError) as error:
         raise ModelFolderError(f"{path}/model.json: malformed ({type(error).__name__}: {error})") from None
     if not priors_path.is_file():
         raise FileNotFoundError(f"{priors_path}: missing from the model folder")
+    if info["version"] == 1:
+        warnings.warn(
+            f"{path}: a version-1 model folder, whose priors and configuration are not hash-checked; re-export it "
+            "(acr-pose export) to have them checked",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    else:
+        if info.get("config_sha256") != _config_sha256(info):
+            raise ModelFolderError(
+                f"{path}/model.json: its reconstructor or segmenter configuration was changed after export "
+                "(config_sha256 differs); the weights were trained for the recorded one"
+            )
+        if _sha256(priors_path.read_bytes()) != priors_sha:
+            raise ModelFolderError(f"{priors_path}: sha256 differs from model.json's (a damaged or replaced file)")
     model = Reconstructor(config)
     _load_weights(model, weights, info["weights"].get("sha256"), dtype)
     segmenter, segmenter_config = None, None
@@ -216,7 +252,8 @@ def load_model_folder(
         try:
             section = info["segmenter"]
             segmenter_config = config_from_dict(SegmenterConfig, section["config"], f"{path}/model.json: segmenter")
-            seg_file, seg_sha = path / section["weights"]["file"], section["weights"].get("sha256")
+            seg_file = _member(path, section["weights"]["file"], "segmenter.weights.file")
+            seg_sha = section["weights"].get("sha256")
         except (KeyError, TypeError) as error:
             raise ModelFolderError(f"{path}/model.json: malformed segmenter ({error})") from None
         segmenter = build_segmenter(segmenter_config)
