@@ -38,6 +38,7 @@ import torch
 
 from acr_pose_core.categories import Y_SYMMETRIC, category_name
 from acr_pose_core.data import nocs_format
+from acr_pose_core.data.frame_files import MAX_IMAGE_SIDE
 from acr_pose_core.data.instance import InstanceInputs, instance_inputs, normalise_crop
 from acr_pose_core.detection import Detections, InputError, MaskSource, as_mask_source
 from acr_pose_core.detection.segmenter import Segmenter
@@ -174,6 +175,8 @@ def check_frame(
     height, width = depth.shape
     if height < 2 or width < 2:
         raise InputError(f"the frame is {height}x{width} pixels")
+    if max(height, width) > MAX_IMAGE_SIDE:
+        raise InputError(f"the frame is {width}x{height} pixels, larger than {MAX_IMAGE_SIDE} on a side")
     camera = _intrinsics(intrinsics, height, width)
     metres = depth.astype(np.float32) * np.float32(scale)  # (H, W) metres
     metres[~np.isfinite(metres) | (metres < 0)] = 0.0

@@ -160,6 +160,16 @@ def test_infer_refuses_two_frames_with_one_output_name(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_infer_refuses_a_frame_with_two_depth_files(tmp_path, capsys):
+    from acr_pose_core.cli.main import main
+
+    for name in ("a_color.png", "a_depth.png", "a_depth.npy"):
+        (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "in" / name).write_bytes(b"")
+    assert main(["infer", "--folder", str(tmp_path / "in"), "--masks", "gt", "--out", str(tmp_path / "out")]) == 2
+    assert "2 depth files beside it (a_depth.npy, a_depth.png); keep one" in capsys.readouterr().err
+
+
 def test_segmenter_builds_both_backbones_and_returns_detections():
     torch.manual_seed(0)
     for config in (

@@ -49,6 +49,10 @@ def _pairs(folder: Path) -> list[tuple[str, Path, Path | None]]:
         depths = sorted(prefix.parent.glob(prefix.name + "_depth.*"))
         if not depths:
             raise FileNotFoundError(f"{color}: no {prefix.name}_depth.* beside it")
+        if len(depths) > 1:
+            raise ValueError(
+                f"{color}: {len(depths)} depth files beside it ({', '.join(d.name for d in depths)}); keep one"
+            )
         found.append((name, color, depths[0]))
     seen: dict[str, Path] = {}
     for name, path, _ in found:  # sub/a_color.png and sub_a_color.png would both write OUT/sub_a.json

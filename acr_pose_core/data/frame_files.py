@@ -4,6 +4,8 @@
   dropped, grey is replicated);
 - depth: a 16-bit single-channel PNG/TIFF (millimetres, the NOCS and ROS ``16UC1`` convention) or a 32-bit float
   TIFF/EXR or ``.npy`` (metres), returned as it is stored (uint16 or float32);
+- at most :data:`MAX_IMAGE_SIDE` pixels a side (checked from the file's header before decoding where Pillow reads
+  it); a JPEG without its end marker (truncated) is refused, not decoded with a grey fill;
 - intrinsics: JSON with ``fx, fy, cx, cy`` (and optionally ``width, height``) or ``K`` (3×3, row-major, or a
   ``camera_info``-style ``k`` of 9 numbers), or a text file of 4 numbers (``fx fy cx cy``) or 9 (the matrix).
 """
@@ -18,7 +20,42 @@ import numpy as np
 
 from acr_pose_core.geometry.camera import CameraIntrinsics
 
-__all__ = ["read_color_file", "read_depth_file", "read_intrinsics_file"]
+__all__ = ["MAX_IMAGE_SIDE", "check_image_size", "read_color_file", "read_depth_file", "read_intrinsics_file"]
+
+MAX_IMAGE_SIDE = 4096
+"""The largest image side (pixels) a frame may have: a 10000×10000 frame from a few MB of PNGs needs GBs once
+decoded (measured: 6.8 GB at the peak); depth cameras and the model work far below this."""
+
+
+def check_image_size(height: int, width: int, what: str) -> None:
+    """ValueError when ``what`` (a file or an array) is larger than :data:`MAX_IMAGE_SIDE` on a side."""
+    if max(height, width) > MAX_IMAGE_SIDE:
+        raise ValueError(f"{what}: {width}x{height} pixels, larger than {MAX_IMAGE_SIDE} on a side (resize it first)")
+
+
+def _header_size(path: Path) -> None:
+    """Refuse an oversized image from its header, before decoding it (formats Pillow does not know are checked
+    after decoding)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, ValueError):
+        return
+    check_image_size(height, width, str(path))
+
+
+def _check_complete_jpeg(path: Path) -> None:
+    """OpenCV decodes a truncated JPEG and fills the missing part grey: refuse one without its end marker."""
+    with open(path, "rb") as f:
+        if f.read(2) != b"\xff\xd8":
+            return
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - 64))
+        tail = f.read().rstrip(b"\0\r\n ")
+    if not tail.endswith(b"\xff\xd9"):
+        raise ValueError(f"{path}: a truncated JPEG (no end-of-image marker)")
 
 
 def _exists(path: Path) -> Path:
@@ -32,9 +69,12 @@ def read_color_file(path: str | os.PathLike) -> np.ndarray:
     import cv2
 
     path = _exists(Path(path))
+    _header_size(path)
+    _check_complete_jpeg(path)
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ValueError(f"{path}: not an image OpenCV can read")
+    check_image_size(*image.shape[:2], str(path))
     if image.dtype != np.uint8:
         raise ValueError(f"{path}: colour must be 8-bit, got {image.dtype}")
     if image.ndim == 2:
@@ -48,11 +88,17 @@ def read_depth_file(path: str | os.PathLike) -> np.ndarray:
 
     path = _exists(Path(path))
     if path.suffix.lower() == ".npy":
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape  # the header only
+        if len(shape) >= 2:
+            check_image_size(shape[0], shape[1], str(path))
         depth = np.load(path, allow_pickle=False)
     else:
+        _header_size(path)
         depth = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
         if depth is None:
             raise ValueError(f"{path}: not an image OpenCV can read")
+    if depth.ndim >= 2:
+        check_image_size(*depth.shape[:2], str(path))
     if depth.ndim == 3 and depth.shape[2] == 1:
         depth = depth[..., 0]
     if depth.ndim != 2 or depth.dtype not in (np.uint16, np.float32, np.float64):
