@@ -179,6 +179,16 @@ def test_bad_last_row(key: str) -> None:
         frame_from_dict(d, "f")
 
 
+@pytest.mark.parametrize("key", ["gt_RTs", "pred_RTs"])
+@pytest.mark.parametrize("block", ["zero", "mirrored"])
+def test_a_zero_or_mirrored_scale_is_refused(key: str, block: str) -> None:
+    d = _community_dict()
+    d[key] = d[key].copy()
+    d[key][1, :3, :3] = 0.0 if block == "zero" else d[key][1, :3, :3] @ np.diag([1.0, 1.0, -1.0])
+    with pytest.raises(ResultsFileError, match=rf"f: {key}\[1\] is not a pose s·R with s > 0"):
+        frame_from_dict(d, "f")
+
+
 @pytest.mark.parametrize("key", ["gt_RTs", "pred_RTs", "gt_scales", "pred_scales", "pred_scores"])
 def test_non_finite(key: str) -> None:
     d = _community_dict()

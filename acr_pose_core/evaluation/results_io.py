@@ -291,6 +291,13 @@ def _poses(d: Mapping, key: str, source: str, n: int, ids_key: str) -> np.ndarra
     if len(bad):
         row = arr[bad[0], 3].tolist()
         raise ResultsFileError(f"{source}: {key}[{int(bad[0])}] has last row {row}, expected [0, 0, 0, 1]")
+    det = np.linalg.det(arr[:, :3, :3]) if len(arr) else np.zeros(0)  # s³ for s·R
+    flat = np.flatnonzero(~(det > 1e-12))
+    if len(flat):
+        raise ResultsFileError(
+            f"{source}: {key}[{int(flat[0])}] is not a pose s·R with s > 0 (determinant {det[flat[0]]:.3g}: a zero "
+            "or mirrored scale)"
+        )
     return arr
 
 
