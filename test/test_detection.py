@@ -235,6 +235,17 @@ def tiny_detector(frames: Path, *overrides: str):
     }, overrides=overrides)  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [("lr=.inf", "lr must be a positive finite"), ("lr=0", "lr must be a positive finite"),
+     ("weight_decay=.nan", "weight_decay finite"), ("decay_factors=[.inf]", "decay_factors must be positive finite")],
+)  # fmt: skip
+def test_detector_settings_are_refused_before_any_work(frames, override, message):
+    overrides = [override] + (["decay_steps=[5]"] if override.startswith("decay_factors") else [])
+    with pytest.raises(ValueError, match=message):
+        tiny_detector(frames, *overrides)
+
+
 def test_detector_trains_validates_resumes_and_exports(frames, tmp_path):
     config = tiny_detector(frames)
     run = tmp_path / "run"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -62,8 +63,8 @@ class ScheduleConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"schedule: epochs must be at least 1, got {self.epochs}")
-        if any(e < 0 for e in self.decay_epochs) or any(not f > 0 for f in self.decay_factors):
-            raise ValueError("schedule: decay_epochs must be >= 0 and decay_factors positive")
+        if any(e < 0 for e in self.decay_epochs) or any(not (math.isfinite(f) and f > 0) for f in self.decay_factors):
+            raise ValueError("schedule: decay_epochs must be >= 0 and decay_factors positive finite numbers")
         if len(self.decay_epochs) != len(self.decay_factors):
             raise ValueError("schedule: decay_epochs and decay_factors must have the same length")
         if list(self.decay_epochs) != sorted(self.decay_epochs):
@@ -134,8 +135,11 @@ class TrainConfig:
             )
         if self.val_max_items is not None and self.val_max_items < 1:
             raise ValueError(f"val_max_items must be at least 1 (or null for all), got {self.val_max_items}")
-        if not (self.lr_reconstructor > 0 and self.lr_discriminator > 0):
-            raise ValueError("lr_reconstructor and lr_discriminator must be positive")
+        if not all(math.isfinite(lr) and lr > 0 for lr in (self.lr_reconstructor, self.lr_discriminator)):
+            raise ValueError(
+                f"lr_reconstructor and lr_discriminator must be positive finite numbers, got {self.lr_reconstructor} "
+                f"and {self.lr_discriminator}"
+            )
         if self.dataset.num_points != self.model.num_points or self.dataset.image_size != self.model.image_size:
             raise ValueError(
                 f"dataset (num_points {self.dataset.num_points}, image_size {self.dataset.image_size}) and model "

@@ -17,6 +17,7 @@ that has not happened yet (with ``steps``, to end a run sooner or later): every 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field, replace
@@ -135,8 +136,17 @@ class DetectorTrainConfig:
                 "steps, batch_size, log_every, val_every, checkpoint_every, keep_checkpoints and "
                 "val_max_frames must be at least 1"
             )
-        if not self.lr > 0 or self.weight_decay < 0 or self.warmup_steps < 0 or self.num_workers < 0:
-            raise ValueError("lr must be positive; weight_decay, warmup_steps and num_workers not negative")
+        if not (math.isfinite(self.lr) and self.lr > 0) or not (
+            math.isfinite(self.weight_decay) and self.weight_decay >= 0
+        ):
+            raise ValueError(
+                f"lr must be a positive finite number and weight_decay finite, not negative; got {self.lr}, "
+                f"{self.weight_decay}"
+            )
+        if self.warmup_steps < 0 or self.num_workers < 0:
+            raise ValueError("warmup_steps and num_workers must not be negative")
+        if any(not (math.isfinite(f) and f > 0) for f in self.decay_factors):
+            raise ValueError(f"decay_factors must be positive finite numbers, got {list(self.decay_factors)}")
         if len(self.decay_steps) != len(self.decay_factors) or list(self.decay_steps) != sorted(self.decay_steps):
             raise ValueError("decay_steps (ascending) and decay_factors must have the same length")
         if self.freeze_backbone_blocks < 0:
