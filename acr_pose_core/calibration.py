@@ -8,7 +8,7 @@ objects' metric box-volume ratios,
 
 over the objects of that category posed with their true masks (:class:`~acr_pose_core.pipeline.PoseEstimator` with
 ``calibrate_size=False``); a category with fewer than ``min_objects`` posed objects keeps 1. The factors go into the
-model folder (:func:`~acr_pose_core.training.model_folder.write_size_calibration`) and the estimator applies them,
+model folder (:func:`~acr_pose_core.model_folder.write_size_calibration`) and the estimator applies them,
 ``s' = f_c · s``. Fit on training frames only: the split that reports the scores must not choose them.
 """
 
@@ -25,8 +25,8 @@ from acr_pose_core.categories import CATEGORIES, NUM_CATEGORIES
 from acr_pose_core.data import nocs_format
 from acr_pose_core.data.detection_frames import frame_objects
 from acr_pose_core.detection import Detections
+from acr_pose_core.model_folder import load_model_folder, write_size_calibration
 from acr_pose_core.pipeline import PoseEstimator
-from acr_pose_core.training.model_folder import load_model_folder, write_size_calibration
 
 __all__ = ["SizeCalibration", "calibrate_model_folder", "fit_size_factors"]
 

@@ -49,8 +49,8 @@ from acr_pose_core.geometry.boxes import box_corners, transform_points
 from acr_pose_core.geometry.camera import CameraIntrinsics
 from acr_pose_core.geometry.covariance import pose_covariance
 from acr_pose_core.geometry.rotations import decompose_sRT
+from acr_pose_core.model_folder import LoadedModel, load_model_folder
 from acr_pose_core.models.reconstructor import ReconstructorOutput
-from acr_pose_core.training.model_folder import LoadedModel, load_model_folder
 
 __all__ = [
     "OBJECT_BUCKETS",
@@ -342,8 +342,8 @@ class PoseEstimator:
     """Category-level 6D pose and size of the objects in RGB-D frames.
 
     Args:
-        model: a model folder (:mod:`acr_pose_core.training.model_folder`), an already loaded
-            :class:`~acr_pose_core.training.model_folder.LoadedModel`, or None for the shipped default.
+        model: a model folder (:mod:`acr_pose_core.model_folder`), an already loaded
+            :class:`~acr_pose_core.model_folder.LoadedModel`, or None for the shipped default.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:1"``, ...; chosen once, here.
         mask_source: where masks come from when :meth:`estimate` is given none: a mask source or any callable
             ``fn(rgb, depth_metres, intrinsics)`` (see :mod:`acr_pose_core.detection`); None: the model folder's
@@ -369,7 +369,7 @@ class PoseEstimator:
             graph. Each captured count keeps its own memory; the first frame of each count is slow (warm-up and
             capture).
         calibrate_size: apply the model folder's per-category scale factors ``f_c`` (``size_calibration``,
-            :func:`~acr_pose_core.training.model_folder.write_size_calibration`): ``sRT[:3, :3] = f_c · s · R``,
+            :func:`~acr_pose_core.model_folder.write_size_calibration`): ``sRT[:3, :3] = f_c · s · R``,
             ``scale = f_c · s``, ``size = f_c · s · size_nocs``; the rotation and translation are unchanged.
             False: the fitted scale as it is (what a calibration is fitted to).
 

@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 from _report import write_result  # benchmarks/_report.py (run as python benchmarks/NAME.py)
 
-from acr_pose_core.training.config import config_to_dict, load_train_config
+from acr_pose_core.settings import config_to_dict
+from acr_pose_core.training.config import load_train_config
 from acr_pose_core.training.trainer import Trainer
 
 

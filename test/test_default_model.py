@@ -20,8 +20,8 @@ from acr_pose_core.data.generate import GenerateConfig, scene_frame
 from acr_pose_core.detection import detections_from_frame
 from acr_pose_core.evaluation.instance_ap import mask_iou
 from acr_pose_core.geometry import pose_errors
+from acr_pose_core.model_folder import default_model_path, load_model_folder
 from acr_pose_core.pipeline import PoseEstimator
-from acr_pose_core.training.model_folder import default_model_path, load_model_folder
 
 pytest.importorskip("embreex")
 REPO = Path(__file__).resolve().parents[1]

@@ -19,13 +19,15 @@ from acr_pose_core.data.scene import SceneConfig
 from acr_pose_core.detection import Detections
 from acr_pose_core.detection.segmenter import Segmenter
 from acr_pose_core.evaluation.instance_ap import FrameInstances, box_iou, instance_ap, mask_iou, recall_precision
+from acr_pose_core.model_folder import load_model_folder, save_model_folder
 from acr_pose_core.models.reconstructor import Reconstructor
 from acr_pose_core.models.segmenter import SegmenterConfig, build_segmenter
 from acr_pose_core.pipeline import PoseEstimator
+from acr_pose_core.settings import config_to_dict
 from acr_pose_core.training.checkpoint import TrainingState, save_checkpoint
-from acr_pose_core.training.config import config_to_dict, load_train_config
+from acr_pose_core.training.config import load_train_config
 from acr_pose_core.training.detector import DetectorTrainer, _EpochSampler, load_detector_config
-from acr_pose_core.training.model_folder import export_checkpoint, load_model_folder, save_model_folder
+from acr_pose_core.training.export import export_checkpoint
 from acr_pose_core.training.pretrained import backbone_state, deep_sort_mobilenet_v2_file
 from acr_pose_core.training.run import RunFolderInUseError
 

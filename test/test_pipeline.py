@@ -25,16 +25,16 @@ from acr_pose_core.geometry.boxes import box_corners, transform_points
 from acr_pose_core.geometry.camera import CameraIntrinsics
 from acr_pose_core.geometry.covariance import FREE_ANGLE_VARIANCE
 from acr_pose_core.geometry.rotations import pose_errors
-from acr_pose_core.models.config import ReconstructorConfig
-from acr_pose_core.models.reconstructor import Reconstructor, ReconstructorOutput
-from acr_pose_core.pipeline import PoseEstimator, check_frame
-from acr_pose_core.training.model_folder import (
+from acr_pose_core.model_folder import (
     LoadedModel,
     ModelFolderError,
     load_model_folder,
     save_model_folder,
     write_size_calibration,
 )
+from acr_pose_core.models.config import ReconstructorConfig
+from acr_pose_core.models.reconstructor import Reconstructor, ReconstructorOutput
+from acr_pose_core.pipeline import PoseEstimator, check_frame
 
 TINY = ReconstructorConfig(
     channels=16, num_points=128, prior_points=128, graph_k=8, pim_k=8, pim_layers=2, image_size=64

@@ -107,7 +107,8 @@ def test_every_json_a_run_writes_is_strict_with_nan_as_null(data, tmp_path):
 def test_a_run_exports_to_a_model_folder_that_reconstructs_as_the_trainer_did(data, tmp_path):
     from acr_pose_core.cli.main import main
     from acr_pose_core.data.priors import load_priors
-    from acr_pose_core.training.model_folder import export_checkpoint, load_model_folder
+    from acr_pose_core.model_folder import load_model_folder
+    from acr_pose_core.training.export import export_checkpoint
 
     trainer = Trainer(tiny(data, "val=[]", "samples_per_epoch=16"), tmp_path / "run", progress=False, max_steps=2)
     trainer.run()

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from acr_pose_core.categories import CATEGORIES
-    from acr_pose_core.training.model_folder import write_size_calibration
+    from acr_pose_core.model_folder import write_size_calibration
 
     if args.remove:
         write_size_calibration(args.model, None)

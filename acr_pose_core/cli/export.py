@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from acr_pose_core.training.model_folder import export_checkpoint
+    from acr_pose_core.training.export import export_checkpoint
 
     if args.score_threshold is not None and args.detector_run is None:
         raise ValueError("--score-threshold applies to the segmenter: give --detector-run")

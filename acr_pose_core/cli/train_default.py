@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from acr_pose_core.training.checkpoint import git_commit
     from acr_pose_core.training.config import load_train_config
     from acr_pose_core.training.detector import DetectorTrainer, load_detector_config
-    from acr_pose_core.training.model_folder import export_checkpoint
+    from acr_pose_core.training.export import export_checkpoint
     from acr_pose_core.training.trainer import Trainer
 
     if not args.minutes > 0 or not 0 < args.reconstructor_share < 1 or not 0 <= args.reserve < 1:

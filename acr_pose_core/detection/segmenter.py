@@ -15,8 +15,7 @@ from torch import nn
 
 from acr_pose_core.detection.sources import Detections
 from acr_pose_core.geometry.camera import CameraIntrinsics
-from acr_pose_core.models.segmenter import SegmenterConfig
-from acr_pose_core.training.detector import predict_instances
+from acr_pose_core.models.segmenter import SegmenterConfig, predict_instances
 
 __all__ = ["Segmenter"]
 

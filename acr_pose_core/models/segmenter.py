@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torchvision
 from torch import nn
 from torchvision.models.detection import MaskRCNN
@@ -29,8 +30,9 @@ from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from acr_pose_core.categories import NUM_CATEGORIES
+from acr_pose_core.evaluation.instance_ap import FrameInstances
 
-__all__ = ["BACKBONES", "SegmenterConfig", "build_segmenter"]
+__all__ = ["BACKBONES", "SegmenterConfig", "build_segmenter", "predict_instances"]
 
 BACKBONES = ("mobilenet_v3_large", "mobilenet_v2", "resnet50")
 MOBILENET_V2_STAGE_ENDS = (6, 13, 18)
@@ -121,3 +123,15 @@ def build_segmenter(config: SegmenterConfig | None = None) -> MaskRCNN:
         mask_head=MaskRCNNHeads(C, (config.mask_channels,) * 4, 1),
         mask_predictor=MaskRCNNPredictor(config.mask_channels, config.mask_channels, NUM_CATEGORIES + 1),
     )
+
+
+def predict_instances(
+    model: torch.nn.Module, image: torch.Tensor, config: SegmenterConfig, min_score: float | None = None
+) -> FrameInstances:
+    """One image (3, H, W) in [0, 1] on the model's device → the detections as arrays (score ≥ ``min_score``,
+    default the configuration's threshold; the model's own box threshold must not be higher)."""
+    out = model([image])[0]
+    keep = out["scores"] >= (config.score_threshold if min_score is None else min_score)
+    masks = (out["masks"][keep, 0] >= config.mask_threshold).cpu().numpy()
+    boxes = out["boxes"][keep].cpu().numpy()[:, [1, 0, 3, 2]]  # y1, x1, y2, x2
+    return FrameInstances(out["labels"][keep].cpu().numpy(), out["scores"][keep].cpu().numpy(), boxes, masks)

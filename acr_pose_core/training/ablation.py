@@ -33,8 +33,9 @@ from typing import Any
 
 from acr_pose_core.evaluation.metrics import SUMMARY_METRICS
 from acr_pose_core.fileio import json_text, write_atomically
+from acr_pose_core.settings import config_to_dict
 from acr_pose_core.training.checkpoint import latest_checkpoint
-from acr_pose_core.training.config import TrainConfig, config_changes, config_to_dict, load_train_config
+from acr_pose_core.training.config import TrainConfig, config_changes, load_train_config
 
 __all__ = ["PAPER_TABLE_3", "ROWS", "TABLE_METRICS", "ablation_table", "paper_results", "run_ablation"]
 

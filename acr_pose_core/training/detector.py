@@ -34,7 +34,9 @@ from acr_pose_core.data.detection_frames import DetectionFrames, collate_detecti
 from acr_pose_core.device import choose_device
 from acr_pose_core.evaluation.instance_ap import FrameInstances, instance_ap
 from acr_pose_core.fileio import finite_or_none, json_text, write_atomically
-from acr_pose_core.models.segmenter import SegmenterConfig, build_segmenter
+from acr_pose_core.model_folder import load_model_folder
+from acr_pose_core.models.segmenter import SegmenterConfig, build_segmenter, predict_instances
+from acr_pose_core.settings import config_changes_between, config_to_dict, load_settings
 from acr_pose_core.threads import worker_init_fn
 from acr_pose_core.training.checkpoint import (
     TrainingState,
@@ -43,18 +45,13 @@ from acr_pose_core.training.checkpoint import (
     load_module_weights,
     save_checkpoint,
 )
-from acr_pose_core.training.config import (
-    DataSourceConfig,
-    config_changes_between,
-    config_to_dict,
-    load_settings,
-)
-from acr_pose_core.training.model_folder import _checkpoint_json, load_model_folder
+from acr_pose_core.training.config import DataSourceConfig
+from acr_pose_core.training.export import checkpoint_json
 from acr_pose_core.training.pretrained import backbone_state
 from acr_pose_core.training.run import LockedRun, rewind_log
 from acr_pose_core.training.trainer import _check_run_folder
 
-__all__ = ["DetectorTrainConfig", "DetectorTrainer", "freeze_backbone", "load_detector_config", "predict_instances"]
+__all__ = ["DetectorTrainConfig", "DetectorTrainer", "freeze_backbone", "load_detector_config"]
 
 RESUMABLE = frozenset(
     {
@@ -178,7 +175,7 @@ def _load_initial_segmenter(path: Path, model: torch.nn.Module, config: Segmente
             raise ValueError(f"init_from {path}: the model folder has no segmenter")
         stored, state = loaded.segmenter_config, loaded.segmenter.float().state_dict()
     else:
-        json_path = _checkpoint_json(path)
+        json_path = checkpoint_json(path)
         document = json.loads(json_path.read_text(encoding="utf-8"))
         stored, state = load_detector_config(tree=document["config"], where=str(json_path)).segmenter, None
     # the inference settings (thresholds, detections and proposals kept) do not shape the weights
@@ -216,18 +213,6 @@ class _EpochSampler(Sampler[int]):
 AP_MIN_SCORE = 0.05
 """Validation ranks every detection down to this score (COCO's practice), not only those over the run-time threshold:
 AP is a ranking measure, and cutting at the operating threshold would understate it."""
-
-
-def predict_instances(
-    model: torch.nn.Module, image: torch.Tensor, config: SegmenterConfig, min_score: float | None = None
-) -> FrameInstances:
-    """One image (3, H, W) in [0, 1] on the model's device → the detections as arrays (score ≥ ``min_score``,
-    default the configuration's threshold; the model's own box threshold must not be higher)."""
-    out = model([image])[0]
-    keep = out["scores"] >= (config.score_threshold if min_score is None else min_score)
-    masks = (out["masks"][keep, 0] >= config.mask_threshold).cpu().numpy()
-    boxes = out["boxes"][keep].cpu().numpy()[:, [1, 0, 3, 2]]  # y1, x1, y2, x2
-    return FrameInstances(out["labels"][keep].cpu().numpy(), out["scores"][keep].cpu().numpy(), boxes, masks)
 
 
 def freeze_backbone(model: torch.nn.Module, blocks: int, norm: bool) -> list[torch.nn.Module]:

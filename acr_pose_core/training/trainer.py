@@ -46,6 +46,7 @@ from acr_pose_core.evaluation.metrics import evaluate_frames
 from acr_pose_core.evaluation.results import FrameResult
 from acr_pose_core.fileio import json_text, write_atomically
 from acr_pose_core.geometry import poses_from_nocs
+from acr_pose_core.model_folder import load_model_folder
 from acr_pose_core.models.discriminator import Discriminator
 from acr_pose_core.models.losses import (
     chamfer_loss,
@@ -56,6 +57,7 @@ from acr_pose_core.models.losses import (
 )
 from acr_pose_core.models.precision import full_precision
 from acr_pose_core.models.reconstructor import Reconstructor
+from acr_pose_core.settings import config_to_dict
 from acr_pose_core.threads import worker_init_fn
 from acr_pose_core.training.checkpoint import (
     TrainingState,
@@ -65,14 +67,7 @@ from acr_pose_core.training.checkpoint import (
     load_module_weights,
     save_checkpoint,
 )
-from acr_pose_core.training.config import (
-    RESUMABLE_CHANGES,
-    DataSourceConfig,
-    TrainConfig,
-    config_changes,
-    config_to_dict,
-)
-from acr_pose_core.training.model_folder import load_model_folder
+from acr_pose_core.training.config import RESUMABLE_CHANGES, DataSourceConfig, TrainConfig, config_changes
 from acr_pose_core.training.run import LockedRun, rewind_log
 
 __all__ = ["RUN_ENTRIES", "RunWarning", "Trainer", "losses_on_host"]

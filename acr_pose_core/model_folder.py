@@ -1,4 +1,6 @@
-"""Model folders: what :class:`~acr_pose_core.pipeline.PoseEstimator` loads and ``acr-pose export`` writes.
+"""Model folders: what :class:`~acr_pose_core.pipeline.PoseEstimator` loads and ``acr-pose export`` writes
+(:func:`acr_pose_core.training.export.export_checkpoint`: a training run → a folder; this module reads and writes
+folders and knows nothing of training).
 
 A training run keeps everything needed to continue it (optimiser state, RNG, the whole configuration); a model
 folder keeps what inference needs, in files a robot can read without the training code's history:
@@ -33,7 +35,7 @@ import hashlib
 import json
 import os
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +51,7 @@ from acr_pose_core.fileio import json_text, write_atomically
 from acr_pose_core.models.config import ReconstructorConfig
 from acr_pose_core.models.reconstructor import Reconstructor
 from acr_pose_core.models.segmenter import SegmenterConfig, build_segmenter
-from acr_pose_core.training.checkpoint import CheckpointError, find_checkpoint, load_module_weights
-from acr_pose_core.training.config import config_from_dict, config_to_dict, load_train_config
+from acr_pose_core.settings import config_from_dict, config_to_dict
 
 __all__ = [
     "MODEL_FORMAT",
@@ -58,7 +59,6 @@ __all__ = [
     "LoadedModel",
     "ModelFolderError",
     "default_model_path",
-    "export_checkpoint",
     "load_model_folder",
     "save_model_folder",
     "write_size_calibration",
@@ -92,7 +92,7 @@ class LoadedModel:
 
 def default_model_path() -> Path:
     """The default model shipped with the package (``acr_pose_core/assets/default_model``)."""
-    return Path(__file__).resolve().parent.parent / "assets" / "default_model"
+    return Path(__file__).resolve().parent / "assets" / "default_model"
 
 
 def _sha256(data: bytes) -> str:
@@ -296,69 +296,3 @@ def write_size_calibration(
         info["size_calibration"] = {**section, "source": source or {}}
     write_atomically(path / "model.json", json_text(info, indent=2) + "\n")
     return path
-
-
-def _checkpoint_json(run: Path) -> Path:
-    """The checkpoint ``.json`` a run folder (its newest complete one) or a checkpoint path means."""
-    if run.is_dir():
-        if (run / "checkpoints").is_dir():  # a run folder (the trainers keep their checkpoints in checkpoints/)
-            run = run / "checkpoints"
-        search = find_checkpoint(run)
-        if search.path is None:
-            raise CheckpointError(f"{run}: no complete checkpoint to export")
-        return search.path
-    json_path = run.with_suffix(".json")
-    if not json_path.is_file():
-        raise FileNotFoundError(f"{json_path}: no such checkpoint")
-    return json_path
-
-
-def export_checkpoint(
-    run: str | os.PathLike,
-    out: str | os.PathLike,
-    weights_dtype: str = "float16",
-    extra: dict | None = None,
-    detector_run: str | os.PathLike | None = None,
-    score_threshold: float | None = None,
-) -> Path:
-    """A training run's newest complete checkpoint (``run`` a run folder or its ``checkpoints/``; or the checkpoint
-    file ``run`` names) → a model folder.
-
-    The priors are the run's (``priors`` setting, resampled to the model's M as the trainer does); ``source``
-    records the run, step, epoch, commit, configuration and the checkpoint's metadata (validation metrics), plus
-    ``extra``. ``detector_run``: a segmenter run (``acr-pose train-detector``) whose newest checkpoint goes in too;
-    ``score_threshold`` replaces its operating threshold (the score from which a detection is returned), which is a
-    deployment choice rather than a training one.
-    """
-    json_path = _checkpoint_json(Path(run))
-    segmenter = segmenter_config = segmenter_source = None
-    if detector_run is not None:
-        from acr_pose_core.training.detector import load_detector_config
-
-        seg_json = _checkpoint_json(Path(detector_run))
-        seg_document = json.loads(seg_json.read_text(encoding="utf-8"))
-        segmenter_config = load_detector_config(tree=seg_document["config"], where=str(seg_json)).segmenter
-        if score_threshold is not None:
-            segmenter_config = replace(segmenter_config, score_threshold=score_threshold)
-        segmenter = build_segmenter(segmenter_config)
-        load_module_weights(seg_json, segmenter, "segmenter")
-        segmenter_source = {
-            "checkpoint": str(seg_json),
-            "step": seg_document.get("step"),
-            "metadata": seg_document.get("metadata", {}),
-            "train_config": seg_document["config"],
-        }
-    document = json.loads(json_path.read_text(encoding="utf-8"))
-    config = load_train_config(None, [], tree=document["config"], where=str(json_path))
-    model = Reconstructor(config.model)
-    load_module_weights(json_path, model)
-    priors = load_priors(config.priors).resampled(config.model.prior_points)
-    source = {
-        "checkpoint": str(json_path),
-        "step": document.get("step"),
-        "epoch": document.get("epoch"),
-        "metadata": document.get("metadata", {}),
-        "train_config": document["config"],
-        **(extra or {}),
-    }
-    return save_model_folder(out, model, priors, source, weights_dtype, segmenter, segmenter_config, segmenter_source)
