@@ -30,9 +30,8 @@ from acr_pose_core.data.detection_frames import frame_objects
 from acr_pose_core.evaluation.instance_ap import FrameInstances, instance_ap, mask_iou, recall_precision
 from acr_pose_core.model_folder import load_model_folder
 from acr_pose_core.models.segmenter import build_segmenter, predict_instances
-from acr_pose_core.training.checkpoint import load_module_weights
+from acr_pose_core.training.checkpoint import checkpoint_json, load_module_weights
 from acr_pose_core.training.detector import load_detector_config
-from acr_pose_core.training.export import checkpoint_json
 
 SWEEP = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MIN_SCORE = 0.05

@@ -51,6 +51,7 @@ from acr_pose_core.fileio import json_text
 __all__ = [
     "CheckpointError",
     "CheckpointSearch",
+    "checkpoint_json",
     "FORMAT",
     "FORMAT_VERSION",
     "TrainingState",
@@ -723,3 +724,18 @@ def git_commit(repo: str | os.PathLike | None = None) -> str | None:
         return commit + "-dirty" if status is not None and status.stdout.strip() else commit
     except Exception:  # provenance is best effort: never let it stop a run
         return None
+
+
+def checkpoint_json(run: Path) -> Path:
+    """The checkpoint ``.json`` a run folder (its newest complete one) or a checkpoint path means."""
+    if run.is_dir():
+        if (run / "checkpoints").is_dir():  # a run folder (the trainers keep their checkpoints in checkpoints/)
+            run = run / "checkpoints"
+        search = find_checkpoint(run)
+        if search.path is None:
+            raise CheckpointError(f"{run}: no complete checkpoint to export")
+        return search.path
+    json_path = run.with_suffix(".json")
+    if not json_path.is_file():
+        raise FileNotFoundError(f"{json_path}: no such checkpoint")
+    return json_path

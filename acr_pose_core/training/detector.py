@@ -40,13 +40,13 @@ from acr_pose_core.settings import config_changes_between, config_to_dict, load_
 from acr_pose_core.threads import worker_init_fn
 from acr_pose_core.training.checkpoint import (
     TrainingState,
+    checkpoint_json,
     git_commit,
     load_checkpoint,
     load_module_weights,
     save_checkpoint,
 )
 from acr_pose_core.training.config import DataSourceConfig
-from acr_pose_core.training.export import checkpoint_json
 from acr_pose_core.training.pretrained import backbone_state
 from acr_pose_core.training.run import LockedRun, rewind_log
 from acr_pose_core.training.trainer import _check_run_folder

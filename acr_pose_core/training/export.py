@@ -12,25 +12,10 @@ from acr_pose_core.data.priors import load_priors
 from acr_pose_core.model_folder import save_model_folder
 from acr_pose_core.models.reconstructor import Reconstructor
 from acr_pose_core.models.segmenter import build_segmenter
-from acr_pose_core.training.checkpoint import CheckpointError, find_checkpoint, load_module_weights
+from acr_pose_core.training.checkpoint import checkpoint_json, load_module_weights
 from acr_pose_core.training.config import load_train_config
 
-__all__ = ["checkpoint_json", "export_checkpoint"]
-
-
-def checkpoint_json(run: Path) -> Path:
-    """The checkpoint ``.json`` a run folder (its newest complete one) or a checkpoint path means."""
-    if run.is_dir():
-        if (run / "checkpoints").is_dir():  # a run folder (the trainers keep their checkpoints in checkpoints/)
-            run = run / "checkpoints"
-        search = find_checkpoint(run)
-        if search.path is None:
-            raise CheckpointError(f"{run}: no complete checkpoint to export")
-        return search.path
-    json_path = run.with_suffix(".json")
-    if not json_path.is_file():
-        raise FileNotFoundError(f"{json_path}: no such checkpoint")
-    return json_path
+__all__ = ["export_checkpoint"]
 
 
 def export_checkpoint(
