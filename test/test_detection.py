@@ -295,6 +295,15 @@ def test_detector_trains_validates_resumes_and_exports(frames, tmp_path):
     assert isinstance(estimator.mask_source, Segmenter)
     with pytest.raises(FileNotFoundError, match="no such checkpoint"):
         export_checkpoint(tmp_path / "recon_run", tmp_path / "x", detector_run=tmp_path / "nothing")
+    # a new segmenter for an existing folder (its Reconstructor run gone): the Reconstructor's bytes are kept exactly
+    from acr_pose_core.cli.main import main
+
+    assert main(["export", "--model", str(base), "--detector-run", str(run), "--score-threshold", "0.4",
+                 "--out", str(tmp_path / "swapped")]) == 0  # fmt: skip
+    swapped = load_model_folder(tmp_path / "swapped")
+    assert swapped.info["weights"]["sha256"] == load_model_folder(base).info["weights"]["sha256"]
+    assert swapped.segmenter_config.score_threshold == 0.4 and swapped.info["segmenter"]["source"]["step"] == 12
+    assert main(["export", "--model", str(base), "--out", str(tmp_path / "y")]) == 2  # needs --detector-run
     # init_from: a fresh run starts from the run's segmenter, or from the exported folder's (float16 in the folder)
     trained = resumed.model.state_dict()
     from_run = DetectorTrainer(tiny_detector(frames, f"init_from={run}"), tmp_path / "ft_run", progress=False)

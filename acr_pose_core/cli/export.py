@@ -5,6 +5,7 @@ Example::
     acr-pose export --run runs/paper --out models/paper            # newest complete checkpoint, float16 weights
     acr-pose export --run runs/paper/step_000144000.json --out models/paper --dtype float32
     acr-pose export --run runs/default --detector-run runs/detector --out models/default   # with the segmenter
+    acr-pose export --model models/default --detector-run runs/detector_ft --out models/new  # a new segmenter only
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ HELP = "turn a training run's checkpoint into a model folder (weights, configura
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", type=Path, required=True, help="run folder (its newest checkpoint) or checkpoint")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=Path, help="run folder (its newest checkpoint) or checkpoint")
+    source.add_argument(
+        "--model", type=Path, help="a model folder whose Reconstructor is kept (with --detector-run: a new segmenter)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
     parser.add_argument("--detector-run", type=Path, help="a segmenter run (acr-pose train-detector) to include")
     parser.add_argument(
@@ -35,6 +40,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.score_threshold is not None and args.detector_run is None:
         raise ValueError("--score-threshold applies to the segmenter: give --detector-run")
+    if args.model is not None:
+        from acr_pose_core.training.export import export_with_segmenter
+
+        if args.detector_run is None:
+            raise ValueError("--model keeps a folder's Reconstructor to add a segmenter: give --detector-run")
+        out = export_with_segmenter(args.model, args.detector_run, args.out, args.score_threshold, args.dtype)
+        print(f"[export] wrote {out} ({', '.join(sorted(p.name for p in out.iterdir()))})")
+        return 0
     out = export_checkpoint(args.run, args.out, args.dtype, detector_run=args.detector_run,
                             score_threshold=args.score_threshold)  # fmt: skip
     print(f"[export] wrote {out} ({', '.join(sorted(p.name for p in out.iterdir()))})")

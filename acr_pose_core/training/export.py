@@ -7,15 +7,16 @@ import json
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from acr_pose_core.data.priors import load_priors
-from acr_pose_core.model_folder import save_model_folder
+from acr_pose_core.model_folder import load_model_folder, save_model_folder, write_size_calibration
 from acr_pose_core.models.reconstructor import Reconstructor
 from acr_pose_core.models.segmenter import build_segmenter
 from acr_pose_core.training.checkpoint import checkpoint_json, load_module_weights
 from acr_pose_core.training.config import load_train_config
 
-__all__ = ["export_checkpoint"]
+__all__ = ["export_checkpoint", "export_with_segmenter"]
 
 
 def export_checkpoint(
@@ -38,21 +39,7 @@ def export_checkpoint(
     json_path = checkpoint_json(Path(run))
     segmenter = segmenter_config = segmenter_source = None
     if detector_run is not None:
-        from acr_pose_core.training.detector import load_detector_config
-
-        seg_json = checkpoint_json(Path(detector_run))
-        seg_document = json.loads(seg_json.read_text(encoding="utf-8"))
-        segmenter_config = load_detector_config(tree=seg_document["config"], where=str(seg_json)).segmenter
-        if score_threshold is not None:
-            segmenter_config = replace(segmenter_config, score_threshold=score_threshold)
-        segmenter = build_segmenter(segmenter_config)
-        load_module_weights(seg_json, segmenter, "segmenter")
-        segmenter_source = {
-            "checkpoint": str(seg_json),
-            "step": seg_document.get("step"),
-            "metadata": seg_document.get("metadata", {}),
-            "train_config": seg_document["config"],
-        }
+        segmenter, segmenter_config, segmenter_source = _segmenter_of(Path(detector_run), score_threshold)
     document = json.loads(json_path.read_text(encoding="utf-8"))
     config = load_train_config(None, [], tree=document["config"], where=str(json_path))
     model = Reconstructor(config.model)
@@ -67,3 +54,45 @@ def export_checkpoint(
         **(extra or {}),
     }
     return save_model_folder(out, model, priors, source, weights_dtype, segmenter, segmenter_config, segmenter_source)
+
+
+def _segmenter_of(detector_run: Path, score_threshold: float | None) -> tuple[Any, Any, dict[str, Any]]:
+    """The segmenter of a train-detector run's newest checkpoint, its configuration (``score_threshold`` replacing
+    its operating threshold) and where it came from."""
+    from acr_pose_core.training.detector import load_detector_config
+
+    seg_json = checkpoint_json(detector_run)
+    seg_document = json.loads(seg_json.read_text(encoding="utf-8"))
+    segmenter_config = load_detector_config(tree=seg_document["config"], where=str(seg_json)).segmenter
+    if score_threshold is not None:
+        segmenter_config = replace(segmenter_config, score_threshold=score_threshold)
+    segmenter = build_segmenter(segmenter_config)
+    load_module_weights(seg_json, segmenter, "segmenter")
+    source = {
+        "checkpoint": str(seg_json),
+        "step": seg_document.get("step"),
+        "metadata": seg_document.get("metadata", {}),
+        "train_config": seg_document["config"],
+    }
+    return segmenter, segmenter_config, source
+
+
+def export_with_segmenter(
+    model: str | os.PathLike,
+    detector_run: str | os.PathLike,
+    out: str | os.PathLike,
+    score_threshold: float | None = None,
+    weights_dtype: str = "float16",
+) -> Path:
+    """A model folder's Reconstructor, priors and size calibration with the segmenter of ``detector_run`` → the
+    model folder ``out`` (a new segmenter for a folder whose Reconstructor run is gone; ``out`` may be ``model``).
+    Stored float16 weights round-trip exactly through float32."""
+    loaded = load_model_folder(model)
+    segmenter, config, source = _segmenter_of(Path(detector_run), score_threshold)
+    info = loaded.info
+    folder = save_model_folder(
+        out, loaded.reconstructor, loaded.priors, info.get("source", {}), weights_dtype, segmenter, config, source
+    )
+    if loaded.size_factors is not None:
+        write_size_calibration(folder, loaded.size_factors, info["size_calibration"].get("source", {}))
+    return folder
