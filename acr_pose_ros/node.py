@@ -207,9 +207,10 @@ class _PoseBehaviour:
         self._worker = threading.Thread(target=self._work, name="acr_pose_inference", daemon=True)
         self._worker.start()
         self._active = True
+        tf = "off" if not params.publish_tf else "tf2_ros" if self._tf_broadcaster is not None else "own /tf publisher"
         self.get_logger().info(
             f"active: {len(inputs)} synchronised inputs ({self._sync_kind}), publishing on "
-            f"{self.detections_pub.topic_name}"
+            f"{self.detections_pub.topic_name}, TF: {tf}"
         )
 
     def _deactivate(self) -> None:
@@ -532,11 +533,15 @@ def main(args: list[str] | None = None, managed: bool = False) -> int:
     """``ros2 run acr_pose_ros pose_node [--ros-args ...]`` (``managed``: :class:`ManagedPoseNode`, the
     ``pose_lifecycle_node`` executable): run the node until shut down."""
     rclpy.init(args=args)
-    # SIGTERM (docker stop, systemd, launch's escalation) stops the node as SIGINT does: rclpy's own handling of it
-    # differs between distributions (measured with the Jazzy wheels: an idle node ignored it), so it is ours. The
-    # executor wakes every 0.2 s to notice it.
+    # SIGINT (Ctrl-C, ros2 launch's first signal) and SIGTERM (docker stop, systemd, launch's escalation) both end
+    # the loop below, and nothing else: rclpy's own handlers shut the context down at once, so a frame in
+    # inference met RCLErrors and a KeyboardInterrupt could surface anywhere (issue 24: tracebacks in 8 of 11 Ctrl-Cs
+    # under ros2 launch), and its handling of SIGTERM differs between distributions (the Jazzy wheels: an idle node
+    # ignored it). Ours replace them: the executor wakes every 0.2 s to notice, the worker finishes its frame, the
+    # node is destroyed, then rclpy shuts down.
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda signum, frame: stop.set())
     node = None
     try:
         node = ManagedPoseNode() if managed else PoseNode()
