@@ -45,6 +45,7 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
@@ -120,9 +121,10 @@ class _PoseBehaviour:
         for name in NodeParameters.names():
             # dynamic typing: rclpy accepts any type and NodeParameters applies the rules (so `score_threshold:=1`
             # is 1.0, and a wrong type is refused with our message naming the parameter, not an rclpy traceback).
-            descriptor = ParameterDescriptor(
-                description=_DESCRIPTIONS[name], read_only=name not in RUNTIME, dynamic_typing=True
-            )
+            # not rclpy's read_only: the callback refuses changes to the start-up parameters once configured (so a
+            # managed node takes them while unconfigured, and an integer given for a float can be stored as DOUBLE)
+            fixed = "" if name in RUNTIME else " (fixed once configured: restart, or cleanup and configure)"
+            descriptor = ParameterDescriptor(description=_DESCRIPTIONS[name] + fixed, dynamic_typing=True)
             self.declare_parameter(name, defaults[name], descriptor)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.counts: Counter[str] = Counter()
@@ -140,6 +142,15 @@ class _PoseBehaviour:
             self.get_logger().fatal(str(error))
             raise
         params = self.params
+        # `score_threshold:=1` arrives as an INTEGER parameter (dynamic typing): store it as the DOUBLE it means, so
+        # that `ros2 param get` and a later `ros2 param set ... 0.5` see one type
+        as_double = [
+            Parameter(name, Parameter.Type.DOUBLE, getattr(params, name))
+            for name in NodeParameters.names()
+            if isinstance(getattr(params, name), float) and self.get_parameter(name).type_ == Parameter.Type.INTEGER
+        ]
+        if as_double:
+            self.set_parameters(as_double)  # accepted: the model is not loaded yet
         if estimator is None:
             self.get_logger().info(f"loading the model {params.model or '(shipped default)'} on {params.device}")
             device = choose_device(params.device)
@@ -461,8 +472,16 @@ class _PoseBehaviour:
 
     # -- parameters -------------------------------------------------------------------------------------------
     def _on_set_parameters(self, changes: list[Any]) -> SetParametersResult:
-        """Runtime changes (rclpy already refuses the read-only ones, i.e. those outside ``RUNTIME``)."""
+        """Parameter changes: those outside ``RUNTIME`` only while no model is loaded (before configure, after
+        cleanup); every change checked by :class:`NodeParameters`' rules."""
         base = getattr(self, "params", None)  # None: not configured yet (configure reads every value anyway)
+        fixed = sorted(p.name for p in changes if p.name not in RUNTIME)
+        if base is not None and self.estimator is not None and fixed:
+            return SetParametersResult(
+                successful=False,
+                reason=f"parameter(s) {fixed} are fixed once the node is configured: restart it (managed: cleanup, "
+                "set, configure)",
+            )
         try:
             checked = NodeParameters.from_mapping({p.name: p.value for p in changes}, base=base)
         except ParameterError as error:

@@ -84,6 +84,7 @@ def graph(tmp_path_factory):
     params = (
         "device:=cpu", "mask_source:=labels", "sync_slop:=0.01",  # the default QoS (reliable) must connect
         "diagnostics_window:=3.0",
+        "min_posed_rate:=1",  # an integer for a float: stored as the DOUBLE it means (checked below)
         "cuda_graphs:=true",  # on the CPU: ignored with a warning (checked below)
     )  # fmt: skip
     yield from running_graph(tmp_path_factory.mktemp("node") / "node.log", params)
@@ -301,7 +302,16 @@ def test_parameters_change_at_run_time_within_their_rules(graph):
     [result] = set_parameters(Parameter("score_threshold", value=1.5))
     assert not result.successful and "score_threshold" in result.reason
     [result] = set_parameters(Parameter("device", value="cuda"))
-    assert not result.successful and "device" in result.reason  # read-only: fixed at start
+    assert not result.successful and "device" in result.reason  # fixed at start
+    from rcl_interfaces.msg import ParameterType
+    from rcl_interfaces.srv import GetParameters
+
+    getter = graph.tester.create_client(GetParameters, f"{NODE}/get_parameters")
+    assert getter.wait_for_service(timeout_sec=10)
+    future = getter.call_async(GetParameters.Request(names=["min_posed_rate"]))
+    assert graph.spin_until(future.done, 10)
+    [value] = future.result().values
+    assert value.type == ParameterType.PARAMETER_DOUBLE and value.double_value == 1.0  # given as the integer 1
     [result] = set_parameters(Parameter("categories", value=["mug"]))
     assert result.successful
     detections = graph.received["detections"]
