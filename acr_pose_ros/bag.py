@@ -160,6 +160,13 @@ def run(args: argparse.Namespace) -> int:
         depth = _pick(topics, image, "depth", args.depth_topic, ("depth",))
         camera = _pick(topics, info, "info", args.info_topic, ("color", "rgb"), avoid="depth")
         if color == depth:
+            images = sorted(t for t, m in topics.items() if m == image)
+            if len(images) == 1:  # the only Image topic was taken for both: the bag has no depth
+                raise SystemExit(
+                    f"acr-pose bag: the bag has no depth image topic (its only Image topic is {color}); record the "
+                    "aligned depth too (realsense2_camera: align_depth.enable:=true, "
+                    ".../aligned_depth_to_color/image_raw)"
+                )
             raise SystemExit(
                 f"acr-pose bag: colour and depth are both {color}; name them with --color-topic/--depth-topic"
             )

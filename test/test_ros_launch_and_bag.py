@@ -193,3 +193,35 @@ def test_bag_tool_lists_the_topics_it_has_when_one_is_missing(rgbd_bag, tmp_path
     with pytest.raises(SystemExit, match=r"no sensor_msgs/msg/Image topic '/nope'.*\n  /camera/aligned_depth"):
         main([str(path), str(tmp_path / "o"), "--color-topic", "/nope"])
     assert not (tmp_path / "o").exists()
+
+
+def test_bag_tool_says_when_the_bag_has_no_depth(tmp_path):
+    pytest.importorskip("rosbags")
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from acr_pose_ros.bag import main, rosbags_types, typestore
+    from acr_pose_ros.conversions import image_fields
+
+    store = typestore("jazzy")
+    make = rosbags_types(store)
+    path = tmp_path / "colour_only"
+    with Writer(path, version=8, storage_plugin=StoragePlugin.MCAP) as writer:
+        topics = {
+            "/camera/color/image_raw": "sensor_msgs/msg/Image",
+            "/camera/color/camera_info": "sensor_msgs/msg/CameraInfo",
+        }
+        connections = {t: writer.add_connection(t, m, typestore=store) for t, m in topics.items()}
+        header = make("std_msgs/msg/Header")(stamp=make("builtin_interfaces/msg/Time")(sec=1, nanosec=0), frame_id="c")
+        image = make("sensor_msgs/msg/Image")(header=header, **image_fields(np.zeros((4, 4, 3), np.uint8), "rgb8"))
+        info = make("sensor_msgs/msg/CameraInfo")(header=header, height=4, width=4, k=np.eye(3).reshape(-1))
+        writer.write(
+            connections["/camera/color/image_raw"], 10**9, store.serialize_cdr(image, topics["/camera/color/image_raw"])
+        )
+        writer.write(
+            connections["/camera/color/camera_info"],
+            10**9,
+            store.serialize_cdr(info, topics["/camera/color/camera_info"]),
+        )
+    with pytest.raises(SystemExit, match=r"the bag has no depth image topic \(its only Image topic is /camera/color"):
+        main([str(path), str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()
