@@ -33,21 +33,20 @@ INSTALL_REQUIRES = [
     "matplotlib>=3.5",
     "tqdm",
     "pillow",
-    "trimesh>=4",
     "safetensors",  # checkpoints and the shipped model: tensors without pickle
     "pyyaml",  # training configurations in config/
     "threadpoolctl",  # one math-library thread per worker process (acr_pose_core/threads.py)
     "opencv-python-headless",  # drawing poses over images, colour/depth image files
     "scipy",  # quaternions of the node's messages (scipy.spatial.transform.Rotation)
 ]
-# embreex (Intel Embree ray casting) renders the synthetic data set and tensorboard shows training logs; neither is
-# needed at run time on a robot, so they are extras (`pip install "acr_pose_ros[render,train]"`), which the scripts
-# install; the code says how when one is missing.
+# trimesh (procedural meshes) and embreex (Intel Embree ray casting) make the synthetic data set (acr_pose_core.synth)
+# and tensorboard shows training logs; none is needed at run time on a robot, so they are extras (`pip install
+# "acr_pose_ros[render,train]"`), which the scripts install; the code says how when one is missing.
 EXTRAS_REQUIRE = {
-    "render": ["embreex"],
+    "render": ["trimesh>=4", "embreex"],
     "train": ["tensorboard"],
     "bag": ["rosbags>=0.10"],  # acr-pose bag: read and write rosbag2 without a ROS install
-    "test": ["pytest", "ruff", "embreex", "tensorboard", "rosbags>=0.10"],
+    "test": ["pytest", "ruff", "trimesh>=4", "embreex", "tensorboard", "rosbags>=0.10"],
 }
 
 

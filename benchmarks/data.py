@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data
         if root is None:
-            from acr_pose_core.data.generate import GenerateConfig, generate
+            from acr_pose_core.synth.generate import GenerateConfig, generate
 
             frames = GenerateConfig(out=Path(tmp), split="train", frames=16, frames_per_scene=4, seed=0)
             generate(frames, progress=False)

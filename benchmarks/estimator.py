@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{args.data}: fewer than 2 NOCS-format frames")
         frames = [nocs_format.read_frame(prefix, with_coord=False) for prefix in prefixes]
     else:
-        from acr_pose_core.data.generate import GenerateConfig, scene_frame  # needs trimesh and embreex
+        from acr_pose_core.synth.generate import GenerateConfig, scene_frame  # needs trimesh and embreex
 
         frames = [scene_frame(GenerateConfig(out=Path("."), split="test", seed=s)) for s in range(args.frames + 1)]
     rows = {}

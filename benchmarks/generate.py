@@ -1,6 +1,6 @@
 """Benchmark of synthetic data generation (not a test): prints a table and writes JSON.
 
-Runs ``acr_pose_core.data.generate.generate`` with each ``--workers`` count of worker processes at 640×480 with
+Runs ``acr_pose_core.synth.generate.generate`` with each ``--workers`` count of worker processes at 640×480 with
 exactly 4 objects of the six categories per scene (plus the usual 0–3 distractors), for both sensor profiles, writing
 real files to a temporary folder, and reports frames per second including scene building, rendering, the sensor
 model and PNG writing (the one-off writing of the split's instance point clouds is reported apart). Target: at least
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from _report import write_result  # benchmarks/_report.py (run as python benchmarks/NAME.py)
 
-from acr_pose_core.data.generate import GenerateConfig, generate
-from acr_pose_core.data.scene import SceneConfig
+from acr_pose_core.synth.generate import GenerateConfig, generate
+from acr_pose_core.synth.scene import SceneConfig
 
 
 def main(argv: list[str] | None = None) -> int:

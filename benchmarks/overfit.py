@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from _report import write_result  # benchmarks/_report.py (run as python benchmarks/NAME.py)
 
-from acr_pose_core.data.generate import GenerateConfig, generate
-from acr_pose_core.data.scene import SceneConfig
+from acr_pose_core.synth.generate import GenerateConfig, generate
+from acr_pose_core.synth.scene import SceneConfig
 from acr_pose_core.training.config import load_train_config
 from acr_pose_core.training.trainer import Trainer
 

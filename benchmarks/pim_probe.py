@@ -29,11 +29,11 @@ from torch import nn
 
 from acr_pose_core.categories import CATEGORIES
 from acr_pose_core.data.dataset import DatasetConfig, PoseDataset
-from acr_pose_core.data.generate import GenerateConfig, generate
 from acr_pose_core.data.priors import load_priors
 from acr_pose_core.models.config import ReconstructorConfig
 from acr_pose_core.models.losses import correspondence_loss
 from acr_pose_core.models.reconstructor import Reconstructor
+from acr_pose_core.synth.generate import GenerateConfig, generate
 
 ENCODERS = {
     "mlp": dict(pose_irrelevant=False, pim_context=False),

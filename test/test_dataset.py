@@ -28,10 +28,10 @@ from acr_pose_core.data.dataset import (
     read_label,
     y_canonicaliser,
 )
-from acr_pose_core.data.generate import GenerateConfig, generate
 from acr_pose_core.data.instance import crop_window, resize_bilinear
-from acr_pose_core.data.scene import SceneConfig
 from acr_pose_core.geometry import CameraIntrinsics, backproject, random_rotations, rotation_error_deg, umeyama
+from acr_pose_core.synth.generate import GenerateConfig, generate
+from acr_pose_core.synth.scene import SceneConfig
 
 pytest.importorskip("embreex")
 

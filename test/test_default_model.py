@@ -16,12 +16,12 @@ import pytest
 
 from acr_pose_core.categories import is_y_symmetric
 from acr_pose_core.data.detection_frames import frame_objects
-from acr_pose_core.data.generate import GenerateConfig, scene_frame
 from acr_pose_core.detection import detections_from_frame
 from acr_pose_core.evaluation.instance_ap import mask_iou
 from acr_pose_core.geometry import pose_errors
 from acr_pose_core.model_folder import default_model_path, load_model_folder
 from acr_pose_core.pipeline import PoseEstimator
+from acr_pose_core.synth.generate import GenerateConfig, scene_frame
 
 pytest.importorskip("embreex")
 REPO = Path(__file__).resolve().parents[1]

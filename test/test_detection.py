@@ -13,9 +13,7 @@ import torchvision
 
 from acr_pose_core.data import nocs_format
 from acr_pose_core.data.detection_frames import DetectionFrames, frame_objects
-from acr_pose_core.data.generate import GenerateConfig, generate
 from acr_pose_core.data.priors import load_priors
-from acr_pose_core.data.scene import SceneConfig
 from acr_pose_core.detection import Detections
 from acr_pose_core.detection.segmenter import Segmenter
 from acr_pose_core.evaluation.instance_ap import FrameInstances, box_iou, instance_ap, mask_iou, recall_precision
@@ -24,6 +22,8 @@ from acr_pose_core.models.reconstructor import Reconstructor
 from acr_pose_core.models.segmenter import SegmenterConfig, build_segmenter
 from acr_pose_core.pipeline import PoseEstimator
 from acr_pose_core.settings import config_to_dict
+from acr_pose_core.synth.generate import GenerateConfig, generate
+from acr_pose_core.synth.scene import SceneConfig
 from acr_pose_core.training.checkpoint import TrainingState, save_checkpoint
 from acr_pose_core.training.config import load_train_config
 from acr_pose_core.training.detector import DetectorTrainer, _EpochSampler, load_detector_config

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from acr_pose_core.data import nocs_format
-from acr_pose_core.data.generate import GenerateConfig, generate
-from acr_pose_core.data.scene import SceneConfig
 from acr_pose_core.geometry import backproject, rotation_error_deg, umeyama
 from acr_pose_core.geometry.camera import CameraIntrinsics
+from acr_pose_core.synth.generate import GenerateConfig, generate
+from acr_pose_core.synth.scene import SceneConfig
 
 pytest.importorskip("embreex")
 
@@ -155,7 +155,7 @@ def test_real_profile_has_sensor_noise_and_holes(tmp_path):
 
 def flat_frame(depth: np.ndarray, luminance: float = 0.5, cos_incidence: float = 1.0):
     """A RenderedFrame of a given exact depth map, facing the camera, of uniform albedo."""
-    from acr_pose_core.data.render import RenderedFrame
+    from acr_pose_core.synth.render import RenderedFrame
 
     h, w = depth.shape
     return RenderedFrame(
@@ -171,7 +171,7 @@ def flat_frame(depth: np.ndarray, luminance: float = 0.5, cos_incidence: float =
 
 
 def test_camera_profile_is_exact_to_the_millimetre():
-    from acr_pose_core.data.sensor import sensor_color, sensor_depth_mm
+    from acr_pose_core.synth.sensor import sensor_color, sensor_depth_mm
 
     depth = np.full((40, 50), 0.7234)
     depth[:, :10] = 0.0  # no surface
@@ -183,7 +183,7 @@ def test_camera_profile_is_exact_to_the_millimetre():
 
 
 def test_real_profile_noise_grows_with_distance_and_holes_follow_the_scene():
-    from acr_pose_core.data.sensor import sensor_color, sensor_depth_mm
+    from acr_pose_core.synth.sensor import sensor_color, sensor_depth_mm
 
     rng = np.random.default_rng(0)
     near, far = np.full((100, 100), 0.6), np.full((100, 100), 2.5)
@@ -252,7 +252,7 @@ def _report_threads(args):
 def test_each_worker_process_runs_one_math_library_thread(tmp_path, monkeypatch):
     import json
 
-    import acr_pose_core.data.generate as generate_module
+    import acr_pose_core.synth.generate as generate_module
 
     monkeypatch.setattr(generate_module, "_worker", _report_threads)  # forked workers run the patched module
     generate(GenerateConfig(out=tmp_path, split="val", frames=2, frames_per_scene=1, workers=2), progress=False)

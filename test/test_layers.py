@@ -19,7 +19,7 @@ LAYERS = {
     "geometry": 1,
     "evaluation": 2,
     "data": 3, "models": 3,
-    "model_folder": 4, "detection": 4,
+    "model_folder": 4, "detection": 4, "synth": 4,
     "training": 5, "pipeline": 5,
     "calibration": 6, "cli": 7,
 }  # fmt: skip

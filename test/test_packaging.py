@@ -33,7 +33,6 @@ PIP_TO_ROSDEP = {
     "matplotlib": "python3-matplotlib",
     "tqdm": "python3-tqdm",
     "pillow": "python3-pil",
-    "trimesh": "python3-trimesh",
     "safetensors": "python3-safetensors",
     "pyyaml": "python3-yaml",
     "threadpoolctl": "python3-threadpoolctl",

@@ -16,10 +16,8 @@ from torch import nn
 from acr_pose_core.categories import CATEGORIES, Y_SYMMETRIC
 from acr_pose_core.data import nocs_format
 from acr_pose_core.data.dataset import DatasetConfig, PoseDataset
-from acr_pose_core.data.generate import GenerateConfig, generate, scene_frame
 from acr_pose_core.data.instance import normalise_crop
 from acr_pose_core.data.priors import load_priors, save_priors
-from acr_pose_core.data.scene import SceneConfig
 from acr_pose_core.detection import Detections, InputError, as_mask_source, detections_from_frame, read_mask_results
 from acr_pose_core.geometry.boxes import box_corners, transform_points
 from acr_pose_core.geometry.camera import CameraIntrinsics
@@ -35,6 +33,8 @@ from acr_pose_core.model_folder import (
 from acr_pose_core.models.config import ReconstructorConfig
 from acr_pose_core.models.reconstructor import Reconstructor, ReconstructorOutput
 from acr_pose_core.pipeline import PoseEstimator, check_frame
+from acr_pose_core.synth.generate import GenerateConfig, generate, scene_frame
+from acr_pose_core.synth.scene import SceneConfig
 
 TINY = ReconstructorConfig(
     channels=16, num_points=128, prior_points=128, graph_k=8, pim_k=8, pim_layers=2, image_size=64

@@ -12,9 +12,9 @@ from acr_pose_core.categories import CATEGORIES, CLASS_IDS
 from acr_pose_core.cli.main import main
 from acr_pose_core.data import nocs_format
 from acr_pose_core.data.priors import ShapePriors, default_priors_path, load_priors, save_priors
-from acr_pose_core.data.shapes import model_from_id, split_model_ids
 from acr_pose_core.geometry import chamfer_distance
 from acr_pose_core.models.prior_autoencoder import PriorAutoencoder, PriorAutoencoderConfig
+from acr_pose_core.synth.shapes import model_from_id, split_model_ids
 from acr_pose_core.training.priors import PriorTrainingConfig, train_priors
 
 TINY = PriorAutoencoderConfig(num_points=128, code_size=32, local_channels=(16, 32), global_channels=(32, 64),

@@ -124,7 +124,7 @@ def rgbd_bag(tmp_path_factory):
     pytest.importorskip("embreex")
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from acr_pose_core.data.generate import GenerateConfig, scene_frame
+    from acr_pose_core.synth.generate import GenerateConfig, scene_frame
     from acr_pose_ros.bag import rosbags_types, typestore
     from acr_pose_ros.conversions import image_fields
 

@@ -26,7 +26,7 @@ from conftest import require_ros
 
 from acr_pose_core.categories import category_name
 from acr_pose_core.data.detection_frames import frame_objects
-from acr_pose_core.data.generate import GenerateConfig, scene_frame
+from acr_pose_core.synth.generate import GenerateConfig, scene_frame
 from acr_pose_ros.conversions import image_fields
 
 pytest.importorskip("embreex")

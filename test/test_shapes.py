@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from acr_pose_core.categories import CATEGORIES, CLASS_IDS
-from acr_pose_core.data.shapes import (
+from acr_pose_core.geometry import rotation_about_y
+from acr_pose_core.synth.shapes import (
     DISTRACTOR,
     MAX_FACES,
     PART_NAMES,
@@ -22,7 +23,6 @@ from acr_pose_core.data.shapes import (
     model_id_for,
     split_model_ids,
 )
-from acr_pose_core.geometry import rotation_about_y
 
 KINDS = (*CATEGORIES, DISTRACTOR)
 SEEDS = (0, 1, 7)

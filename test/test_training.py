@@ -13,8 +13,8 @@ import pytest
 import torch
 from conftest import assert_states_equal, strict_json, strict_json_files
 
-from acr_pose_core.data.generate import GenerateConfig, generate
-from acr_pose_core.data.scene import SceneConfig
+from acr_pose_core.synth.generate import GenerateConfig, generate
+from acr_pose_core.synth.scene import SceneConfig
 from acr_pose_core.training.checkpoint import latest_checkpoint
 from acr_pose_core.training.config import load_train_config
 from acr_pose_core.training.trainer import Trainer

@@ -6,7 +6,7 @@ Example::
     acr-pose demo --seed 3 --profile real --out runs/demo3
     acr-pose demo --rgb shot.png --depth shot_depth.png --intrinsics camera.json   # your frame (as acr-pose infer)
 
-Renders one frame (:func:`acr_pose_core.data.generate.scene_frame`), runs the
+Renders one frame (:func:`acr_pose_core.synth.generate.scene_frame`), runs the
 :class:`~acr_pose_core.pipeline.PoseEstimator` with the model folder given (default: the shipped one) with its
 segmenter's masks (``--masks gt``: the frame's true masks; the default for a folder without a segmenter), matches
 each estimate to the true object whose mask overlaps its mask most (IoU ≥ 0.5, same category), prints each
@@ -66,7 +66,6 @@ def run(args: argparse.Namespace) -> int:
 
     from acr_pose_core.categories import category_name, is_y_symmetric
     from acr_pose_core.data.detection_frames import frame_objects
-    from acr_pose_core.data.generate import GenerateConfig, scene_frame
     from acr_pose_core.detection import detections_from_frame
     from acr_pose_core.evaluation.draw import CATEGORY_COLOURS, BoxDrawing, draw_boxes
     from acr_pose_core.evaluation.instance_ap import mask_iou
@@ -74,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from acr_pose_core.geometry import iou_3d, pose_errors
     from acr_pose_core.geometry.camera import CameraIntrinsics
     from acr_pose_core.pipeline import PoseEstimator
+    from acr_pose_core.synth.generate import GenerateConfig, scene_frame
 
     config = GenerateConfig(out=Path("."), profile=args.profile, split=args.split, seed=args.seed)
     args.out.mkdir(parents=True, exist_ok=True)

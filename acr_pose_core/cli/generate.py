@@ -6,7 +6,7 @@ Examples::
     acr-pose generate --profile real --split test --frames 200 --out data/synth_real --seed 1
 
 Running the same command again completes an interrupted run (frames already written are kept); the output is the
-same for a seed whatever the number of workers. See :mod:`acr_pose_core.data.generate` for the layout.
+same for a seed whatever the number of workers. See :mod:`acr_pose_core.synth.generate` for the layout.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from acr_pose_core.data.generate import GenerateConfig, generate
+    from acr_pose_core.synth.generate import GenerateConfig, generate
 
     config = GenerateConfig(
         out=args.out,

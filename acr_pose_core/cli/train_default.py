@@ -88,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from acr_pose_core.cli.evaluate_model import evaluate_model
-    from acr_pose_core.data.generate import GenerateConfig, generate
     from acr_pose_core.fileio import json_text, write_atomically
     from acr_pose_core.pipeline import PoseEstimator
+    from acr_pose_core.synth.generate import GenerateConfig, generate
     from acr_pose_core.training.checkpoint import git_commit
     from acr_pose_core.training.config import load_train_config
     from acr_pose_core.training.detector import DetectorTrainer, load_detector_config

@@ -1,11 +1,11 @@
-"""Data: procedural objects, scenes, rendering, the NOCS on-disk format, datasets and shape priors.
+"""Data: the NOCS on-disk format, model inputs, datasets, shape priors and the detections record.
 
-- :mod:`~acr_pose_core.data.shapes`: procedural mesh families of the six NOCS categories and distractors.
-- :mod:`~acr_pose_core.data.materials`, :mod:`~acr_pose_core.data.scene`, :mod:`~acr_pose_core.data.render`,
-  :mod:`~acr_pose_core.data.sensor`: tabletop scenes ray-cast to RGB-D, masks and NOCS maps, with sensor models.
 - :mod:`~acr_pose_core.data.nocs_format`: the one reader and writer of the NOCS on-disk layout (ours and the real
   NOCS-CAMERA / NOCS-REAL data sets).
-- :mod:`~acr_pose_core.data.generate`: ``acr-pose generate``, parallel, deterministic and resumable.
+- :mod:`~acr_pose_core.data.instance`: an object in a frame → the Reconstructor's inputs.
+- :mod:`~acr_pose_core.data.dataset`, :mod:`~acr_pose_core.data.detection_frames`: the training datasets.
+- :mod:`~acr_pose_core.data.priors`, :mod:`~acr_pose_core.data.frame_files`: shape priors, a user's frame files.
 
-Submodules are imported where used; importing this package loads nothing heavy.
+The synthetic world that writes our data sets is :mod:`acr_pose_core.synth`. Submodules are imported where used;
+importing this package loads nothing heavy.
 """

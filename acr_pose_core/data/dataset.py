@@ -310,7 +310,7 @@ class PoseDataset(Dataset):
         models: the split's instance point clouds: a path for
             :func:`~acr_pose_core.data.nocs_format.read_models` (ours ``obj_models/<split>.npz``, SPD's
             ``obj_models/{camera_train,camera_val,real_train,real_test}.pkl``) or a mapping model id → (P, 3) points.
-            Default: ``root/../obj_models/<root name>.npz``, where :mod:`~acr_pose_core.data.generate` writes it.
+            Default: ``root/../obj_models/<root name>.npz``, where :mod:`~acr_pose_core.synth.generate` writes it.
         seed: base of every item's generator.
         composed_depth: SPD's composed CAMERA depth tree, passed to ``read_frame``.
         mug_meta: SPD's ``mug_meta.pkl`` (path or mapping model id → ``(T0, s0)``). When given, mug NOCS

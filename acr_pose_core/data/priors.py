@@ -8,7 +8,7 @@ A priors file is an ``.npz`` (read without pickle) with
 
 ``acr-pose priors`` writes one (see :mod:`acr_pose_core.training.priors`); :func:`load_priors` reads ours or one
 that a user trained on real data. The package ships ``acr_pose_core/assets/shape_priors.npz``, learned from the
-procedural training instances of :mod:`acr_pose_core.data.shapes` (its ``info`` says how).
+procedural training instances of :mod:`acr_pose_core.synth.shapes` (its ``info`` says how).
 """
 
 from __future__ import annotations

@@ -2,11 +2,11 @@
 
 One camera ray per pixel centre is cast into the scene's triangles; at each hit the renderer interpolates, with the
 hit's barycentric coordinates, the surface's own coordinates (canonical NOCS coordinates for objects, which *are* the
-NOCS map) and its normal, then shades the surface's procedural albedo (:mod:`acr_pose_core.data.materials`) with
+NOCS map) and its normal, then shades the surface's procedural albedo (:mod:`acr_pose_core.synth.materials`) with
 ambient light, Lambertian and Blinn–Phong terms of a few directional lights, and a shadow ray towards the key light.
 
 Depth is the hit's camera-frame z (rays are scaled to unit depth, so Embree's parametric distance *is* z). The
-outputs are exact and noise-free; the sensor models live in :mod:`acr_pose_core.data.sensor`.
+outputs are exact and noise-free; the sensor models live in :mod:`acr_pose_core.synth.sensor`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from acr_pose_core.data.materials import Material
 from acr_pose_core.geometry.camera import CameraIntrinsics, pixel_rays
+from acr_pose_core.synth.materials import Material
 
 __all__ = ["BACKGROUND_ID", "Light", "RenderedFrame", "SceneRenderer", "Surface"]
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from acr_pose_core.categories import CATEGORIES, CLASS_IDS
-from acr_pose_core.data.materials import Material, random_background_material, random_object_material
-from acr_pose_core.data.render import Light, SceneRenderer, Surface
-from acr_pose_core.data.shapes import ObjectModel, make_model, model_from_id, split_model_ids
 from acr_pose_core.geometry.rotations import compose_sRT
+from acr_pose_core.synth.materials import Material, random_background_material, random_object_material
+from acr_pose_core.synth.render import Light, SceneRenderer, Surface
+from acr_pose_core.synth.shapes import ObjectModel, make_model, model_from_id, split_model_ids
 
 __all__ = [
     "CATEGORY_DIAGONAL_M",

@@ -44,7 +44,11 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
-import trimesh
+
+try:
+    import trimesh
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError("the synthetic world needs trimesh: pip install trimesh (or pip install -e '.[render]')") from exc
 
 from acr_pose_core.categories import CATEGORIES, CLASS_IDS, Y_SYMMETRIC
 

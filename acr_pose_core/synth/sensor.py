@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from acr_pose_core.data.render import RenderedFrame
+from acr_pose_core.synth.render import RenderedFrame
 
 __all__ = ["PROFILES", "Profile", "sensor_color", "sensor_depth_mm"]
 

@@ -29,11 +29,11 @@ from tqdm.auto import tqdm
 
 from acr_pose_core.categories import CATEGORIES, CLASS_IDS
 from acr_pose_core.data import nocs_format
-from acr_pose_core.data.scene import Scene, SceneConfig, make_scene, sample_camera
-from acr_pose_core.data.sensor import Profile, sensor_color, sensor_depth_mm
-from acr_pose_core.data.shapes import SPLITS, model_from_id, split_model_ids
 from acr_pose_core.fileio import json_text, write_atomically
 from acr_pose_core.geometry.camera import CAMERA_INTRINSICS, REAL_INTRINSICS, CameraIntrinsics
+from acr_pose_core.synth.scene import Scene, SceneConfig, make_scene, sample_camera
+from acr_pose_core.synth.sensor import Profile, sensor_color, sensor_depth_mm
+from acr_pose_core.synth.shapes import SPLITS, model_from_id, split_model_ids
 from acr_pose_core.threads import limit_worker_threads
 
 __all__ = ["GenerateConfig", "GenerateSummary", "generate", "render_frame", "scene_frame", "write_split_models"]
