@@ -69,34 +69,6 @@ __all__ = ["ManagedPoseNode", "PoseNode", "lifecycle_main", "main"]
 HEARTBEAT_S = 1.0
 """While no synchronised set arrives, ``~/status`` is published this often (seconds)."""
 
-_DESCRIPTIONS = {
-    "model": "model folder (acr-pose export); empty: the shipped default",
-    "device": "auto, cpu, cuda or cuda:<index>",
-    "cuda_graphs": "on a CUDA device, replay the pose step from CUDA graphs (ignored on the CPU)",
-    "mask_source": "segmenter (the model's Mask R-CNN) or labels (label image + Detection2DArray topics)",
-    "score_threshold": "objects with a lower mask score are not posed, in [0, 1]",
-    "categories": "categories to pose: bottle, bowl, camera, can, laptop, mug",
-    "max_objects": "at most this many objects a frame, highest scores first",
-    "sync_queue_size": "approximate-time synchroniser queue per input",
-    "sync_slop": "largest stamp difference within a synchronised set, seconds",
-    "input_reliability": "QoS reliability of the inputs: reliable (default; depth 2) or best_effort (sensor data)",
-    "frame_prefix": "TF child frames are <frame_prefix><id>",
-    "target_frame": "publish poses and TF in this frame (e.g. base_link) through TF; empty: the optical frame",
-    "transform_timeout": "seconds to wait for the target frame's transform before skipping the frame",
-    "tracking": "stable ids: the same object keeps its Detection3D id and TF frame across frames",
-    "track_max_distance": "metres: a pose farther from every live track of its category starts a new track",
-    "track_timeout": "seconds (image stamps) a track lives unseen",
-    "pose_smoothing": "alpha in [0, 1) of the tracks' exponential smoothing of pose and size; 0: off",
-    "min_posed_rate": "Hz: /diagnostics says WARN while fewer sets a second are posed; 0: never",
-    "diagnostics_window": "seconds over which /diagnostics reports rates, latency and stage times",
-    "publish_tf": "publish one TF frame per object",
-    "publish_markers": "publish RViz markers on ~/markers (only while subscribed)",
-    "publish_debug_image": "publish an annotated image on ~/debug_image (only while subscribed)",
-    "depth_scale": "metres per unit of 16-bit depth; 0: millimetres",
-    "min_depth": "depth below this many metres counts as missing",
-    "max_depth": "depth above this many metres counts as missing; 0: no bound",
-}
-
 
 class TransformMissingError(Exception):
     """TF cannot give the target frame's transform at an image's stamp (the frame is skipped and counted)."""
@@ -124,7 +96,7 @@ class _PoseBehaviour:
             # not rclpy's read_only: the callback refuses changes to the start-up parameters once configured (so a
             # managed node takes them while unconfigured, and an integer given for a float can be stored as DOUBLE)
             fixed = "" if name in RUNTIME else " (fixed once configured: restart, or cleanup and configure)"
-            descriptor = ParameterDescriptor(description=_DESCRIPTIONS[name] + fixed, dynamic_typing=True)
+            descriptor = ParameterDescriptor(description=NodeParameters.description(name) + fixed, dynamic_typing=True)
             self.declare_parameter(name, defaults[name], descriptor)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.counts: Counter[str] = Counter()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,11 @@ RUNTIME = frozenset({"score_threshold", "categories", "max_objects", "min_depth"
 
 class ParameterError(ValueError):
     """A parameter value outside its rules (the message names the parameter)."""
+
+
+def _param(default: Any, description: str) -> Any:
+    """A parameter's default and its one-line description (what ``ros2 param describe`` and the README table show)."""
+    return field(default=default, metadata={"description": description})
 
 
 @dataclass(frozen=True)
@@ -83,31 +88,39 @@ class NodeParameters:
         min_depth, max_depth: depth outside [min, max] metres counts as missing (``max_depth`` 0: no upper bound).
     """
 
-    model: str = ""
-    device: str = "auto"
-    cuda_graphs: bool = False
-    mask_source: str = "segmenter"
-    score_threshold: float = 0.3
-    categories: tuple[str, ...] = CATEGORIES
-    max_objects: int = 10
-    sync_queue_size: int = 10
-    sync_slop: float = 0.05
-    input_reliability: str = "reliable"
-    frame_prefix: str = "acr_pose/"
-    target_frame: str = ""
-    transform_timeout: float = 0.1
-    tracking: bool = True
-    track_max_distance: float = 0.1
-    track_timeout: float = 1.0
-    pose_smoothing: float = 0.0
-    min_posed_rate: float = 1.0
-    diagnostics_window: float = 10.0
-    publish_tf: bool = True
-    publish_markers: bool = True
-    publish_debug_image: bool = True
-    depth_scale: float = 0.0
-    min_depth: float = 0.1
-    max_depth: float = 5.0
+    model: str = _param("", "model folder (acr-pose export); empty: the shipped default")
+    device: str = _param("auto", "auto, cpu, cuda or cuda:<index>")
+    cuda_graphs: bool = _param(False, "on a CUDA device, replay the pose step from CUDA graphs (ignored on the CPU)")
+    mask_source: str = _param(
+        "segmenter", "segmenter (the model's Mask R-CNN) or labels (label image + Detection2DArray topics)"
+    )
+    score_threshold: float = _param(0.3, "objects with a lower mask score are not posed, in [0, 1]")
+    categories: tuple[str, ...] = _param(CATEGORIES, "categories to pose: bottle, bowl, camera, can, laptop, mug")
+    max_objects: int = _param(10, "at most this many objects a frame, highest scores first")
+    sync_queue_size: int = _param(10, "approximate-time synchroniser queue per input")
+    sync_slop: float = _param(0.05, "largest stamp difference within a synchronised set, seconds")
+    input_reliability: str = _param(
+        "reliable", "QoS reliability of the inputs: reliable (default; depth 2) or best_effort (sensor data)"
+    )
+    frame_prefix: str = _param("acr_pose/", "TF child frames are <frame_prefix><id>")
+    target_frame: str = _param(
+        "", "publish poses and TF in this frame (e.g. base_link) through TF; empty: the optical frame"
+    )
+    transform_timeout: float = _param(0.1, "seconds to wait for the target frame's transform before skipping the frame")
+    tracking: bool = _param(True, "stable ids: the same object keeps its Detection3D id and TF frame across frames")
+    track_max_distance: float = _param(
+        0.1, "metres: a pose farther from every live track of its category starts a new track"
+    )
+    track_timeout: float = _param(1.0, "seconds (image stamps) a track lives unseen")
+    pose_smoothing: float = _param(0.0, "alpha in [0, 1) of the tracks' exponential smoothing of pose and size; 0: off")
+    min_posed_rate: float = _param(1.0, "Hz: /diagnostics says WARN while fewer sets a second are posed; 0: never")
+    diagnostics_window: float = _param(10.0, "seconds over which /diagnostics reports rates, latency and stage times")
+    publish_tf: bool = _param(True, "publish one TF frame per object")
+    publish_markers: bool = _param(True, "publish RViz markers on ~/markers (only while subscribed)")
+    publish_debug_image: bool = _param(True, "publish an annotated image on ~/debug_image (only while subscribed)")
+    depth_scale: float = _param(0.0, "metres per unit of 16-bit depth; 0: millimetres")
+    min_depth: float = _param(0.1, "depth below this many metres counts as missing")
+    max_depth: float = _param(5.0, "depth above this many metres counts as missing; 0: no bound")
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> ParameterError:
@@ -152,6 +165,11 @@ class NodeParameters:
             raise bad("min_depth", "must be a non-negative number of metres")
         if not (math.isfinite(self.max_depth) and (self.max_depth == 0 or self.max_depth > self.min_depth)):
             raise bad("max_depth", f"must be 0 (no bound) or more than min_depth = {self.min_depth}")
+
+    @classmethod
+    def description(cls, name: str) -> str:
+        """The one-line description of parameter ``name``."""
+        return next(f.metadata["description"] for f in fields(cls) if f.name == name)
 
     @classmethod
     def names(cls) -> list[str]:

@@ -21,7 +21,7 @@ from acr_pose_ros.conversions import (
     intrinsics_from_camera_info,
 )
 from acr_pose_ros.frame import frame_inputs, select_detections
-from acr_pose_ros.params import NodeParameters, ParameterError, load_parameter_file
+from acr_pose_ros.params import RUNTIME, NodeParameters, ParameterError, load_parameter_file
 from acr_pose_ros.sync import ApproximateSync, LatestSlot
 
 REPO = Path(__file__).resolve().parents[1]
@@ -174,12 +174,17 @@ def test_select_detections():
 def test_parameter_file_is_the_defaults_and_rules_name_the_parameter(tmp_path):
     assert load_parameter_file(REPO / "config/pose.yaml") == NodeParameters()
     # and the README's table names each with its default
-    rows = {
-        line.split("|")[1].strip().strip("`"): line.split("|")[2].strip()
+    table = [
+        [cell.strip() for cell in line.split("|")[1:4]]
         for line in (REPO / "README.md").read_text(encoding="utf-8").splitlines()
         if line.startswith("  | `")
-    }
+    ]
+    rows = {name.strip("`"): shown for name, shown, _ in table}
     assert set(rows) == set(NodeParameters.names())
+    for name, _, meaning in table:  # the description the node declares (one owner: NodeParameters' metadata)
+        name = name.strip("`")
+        expected = NodeParameters.description(name) + (" (runtime)" if name in RUNTIME else "")
+        assert meaning.replace("`", "") == expected, name
     defaults = NodeParameters().to_mapping()
     for name, shown in rows.items():
         value = defaults[name]
