@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -85,9 +86,12 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         if isinstance(value, bool):
             raise ValueError(f"{where}: expected a number, got {value!r}")
         try:  # YAML 1.1 reads 3e-3 (without a dot) as a string
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{where}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):  # no setting means infinity or NaN; they fail far from the file otherwise
+            raise ValueError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if hint in (int, str, bool) and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
         raise ValueError(f"{where}: expected {hint.__name__}, got {value!r}")
     return value
@@ -126,6 +130,10 @@ def load_settings(
         if "=" not in item:
             raise ValueError(f"override {item!r}: expected key=value, e.g. schedule.epochs=2")
         key, raw = item.split("=", 1)
-        _set(tree, key.strip(), yaml.safe_load(raw))
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"override {item!r}: the value is not valid YAML ({exc.problem or exc})") from None
+        _set(tree, key.strip(), value)
     where = str(path) if path is not None else where
     return _build(cls, tree, where)

@@ -239,8 +239,10 @@ def tiny_detector(frames: Path, *overrides: str):
 
 @pytest.mark.parametrize(
     "override, message",
-    [("lr=.inf", "lr must be a positive finite"), ("lr=0", "lr must be a positive finite"),
-     ("weight_decay=.nan", "weight_decay finite"), ("decay_factors=[.inf]", "decay_factors must be positive finite")],
+    [("lr=.inf", "lr: expected a finite number"), ("lr=0", "lr must be a positive finite"),
+     ("weight_decay=.nan", "weight_decay: expected a finite number"), ("weight_decay=-1", "weight_decay finite"),
+     ("decay_factors=[.inf]", r"decay_factors\[0\]: expected a finite"),
+     ("decay_factors=[0]", "decay_factors must be positive finite")],
 )  # fmt: skip
 def test_detector_settings_are_refused_before_any_work(frames, override, message):
     overrides = [override] + (["decay_steps=[5]"] if override.startswith("decay_factors") else [])

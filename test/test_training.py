@@ -214,11 +214,15 @@ def test_shipped_configurations_parse_and_the_paper_one_has_the_paper_numbers():
     assert finetune.schedule.epochs == 10 and finetune.schedule.factor(5) == 0.5
     with pytest.raises(ValueError, match="expected a number"):
         load_train_config(None, ["lr_reconstructor=fast"])
-    for bad in ("lr_reconstructor=.inf", "lr_discriminator=.nan", "lr_reconstructor=-1e-4"):
-        with pytest.raises(ValueError, match="must be positive finite numbers"):
+    for bad, message in (
+        ("lr_reconstructor=.inf", "lr_reconstructor: expected a finite number"),  # the settings loader's rule
+        ("lr_discriminator=.nan", "lr_discriminator: expected a finite number"),
+        ("lr_reconstructor=-1e-4", "must be positive finite numbers"),  # TrainConfig's
+        ("schedule.decay_factors=[0.5, .inf, 0.01]", r"decay_factors\[1\]: expected a finite number"),
+        ("schedule.decay_factors=[0.5, 0, 0.01]", "decay_factors positive finite"),
+    ):
+        with pytest.raises(ValueError, match=message):
             load_train_config(None, [bad])  # refused before any work, naming the setting
-    with pytest.raises(ValueError, match="decay_factors positive finite"):
-        load_train_config(None, ["schedule.decay_factors=[0.5, .inf, 0.01]"])
 
 
 def test_fine_tuning_starts_from_the_checkpoint_with_a_fresh_discriminator_and_mixes_3_to_1(data, tmp_path):

@@ -76,10 +76,10 @@ def run(args: argparse.Namespace) -> int:
     from acr_pose_core.synth.generate import GenerateConfig, scene_frame
 
     config = GenerateConfig(out=Path("."), profile=args.profile, split=args.split, seed=args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     estimator = PoseEstimator(args.model, device=args.device)
     load_seconds = time.perf_counter() - started
+    args.out.mkdir(parents=True, exist_ok=True)  # once the model and device are good: a refusal writes nothing
     print(f"[demo] model {estimator.model.path} on {estimator.device} ({load_seconds:.1f} s to load)")
 
     started = time.perf_counter()

@@ -82,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
     if args.folder is not None and not args.folder.is_dir():
         raise FileNotFoundError(f"{args.folder}: no such folder")
     if args.rgb is not None:
+        for path in (args.rgb, args.depth):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such file")
         stem = args.rgb.stem
         frames = [(stem[: -len("_color")] if stem.endswith("_color") else stem, args.rgb, args.depth)]
     else:
