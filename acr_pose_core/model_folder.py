@@ -178,11 +178,19 @@ def _load_weights(module: nn.Module, file: Path, sha256: Any, dtype: torch.dtype
     data = file.read_bytes()
     if _sha256(data) != sha256:
         raise ModelFolderError(f"{file}: sha256 differs from model.json's (a damaged or replaced file)")
-    state = load_tensors(data)
     try:
-        module.load_state_dict({k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()})
-    except RuntimeError as error:
-        raise ModelFolderError(f"{file}: does not fit the configuration in model.json ({error})") from None
+        state = load_tensors(data)
+    except Exception as error:  # safetensors raises its own error types for malformed content
+        raise ModelFolderError(f"{file}: not a readable safetensors file ({type(error).__name__}: {error})") from None
+    expected = module.state_dict()
+    missing, unexpected = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
+    shapes = [k for k in state.keys() & expected.keys() if state[k].shape != expected[k].shape]
+    if missing or unexpected or shapes:  # one line, not torch's list of every key
+        raise ModelFolderError(
+            f"{file}: does not fit the configuration in model.json ({len(missing)} missing, {len(unexpected)} "
+            f"unexpected, {len(shapes)} of another shape, e.g. {(missing + unexpected + sorted(shapes))[:3]})"
+        )
+    module.load_state_dict({k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()})
 
 
 def _read_info(path: Path) -> dict[str, Any]:

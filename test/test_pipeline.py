@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import time
@@ -26,6 +27,7 @@ from acr_pose_core.geometry.rotations import pose_errors
 from acr_pose_core.model_folder import (
     LoadedModel,
     ModelFolderError,
+    _config_sha256,
     load_model_folder,
     save_model_folder,
     write_size_calibration,
@@ -516,6 +518,21 @@ def test_model_folders_refuse_replaced_priors_edited_configurations_and_paths_ou
     edit(folder, lambda info: info.update(version=3))
     with pytest.raises(ModelFolderError, match="version 3"):
         load_model_folder(folder)
+    folder = fresh("garbage")  # a weights file whose recorded hash matches but whose content is not safetensors
+    (folder / "reconstructor.safetensors").write_bytes(b"not tensors at all")
+    edit(folder, lambda info: info["weights"].update(sha256=hashlib.sha256(b"not tensors at all").hexdigest()))
+    with pytest.raises(ModelFolderError, match="not a readable safetensors file"):
+        load_model_folder(folder)
+    folder = fresh("channels")  # another width, its configuration hash recomputed: one line naming the mismatch
+
+    def narrower(info):
+        info["reconstructor"].update(channels=2 * TINY.channels)
+        info.update(config_sha256=_config_sha256(info))
+
+    edit(folder, narrower)
+    with pytest.raises(ModelFolderError, match=r"does not fit the configuration in model.json \(\d+ missing") as caught:
+        load_model_folder(folder)
+    assert "\n" not in str(caught.value) and "of another shape" in str(caught.value)
     write_size_calibration(fresh("calibrated"), np.full(6, 0.9))  # size calibration is not a configuration edit
     assert load_model_folder(tmp_path / "calibrated").size_factors.tolist() == [0.9] * 6
 
