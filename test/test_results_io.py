@@ -414,6 +414,47 @@ def test_truncated_pickle(tmp_path, protocol: int) -> None:
         load_pickle(path)
 
 
+class _ForgedArray:
+    """Pickles as numpy does (an empty ``_reconstruct`` shell, then ``__setstate__``) with a state that lies."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def __reduce__(self):
+        function, args, _ = np.zeros(0).__reduce__()
+        return function, args, self.state
+
+
+@pytest.mark.parametrize(
+    "state, message",
+    [
+        ((1, (200_000_000,), np.dtype("O"), False, [1]), "holds list of 1 entries"),  # numpy itself segfaulted
+        ((1, (400_000_000,), np.dtype("f4"), False, b"abc"), "holds bytes of 3 entries"),  # reserved 1.6 GB first
+        ((1, (-1,), np.dtype("f4"), False, b""), "malformed array shape"),
+        ((1, "x", np.dtype("f4"), False, b""), "malformed array shape"),
+    ],
+)
+def test_a_forged_array_state_is_refused_before_numpy_sees_it(tmp_path, state, message) -> None:
+    path = tmp_path / "forged.pkl"
+    path.write_bytes(pickle.dumps({"pred_scores": _ForgedArray(state)}, protocol=2))
+    with pytest.raises(ResultsFileError, match=rf"forged\.pkl: not a readable pickle .*{message}"):
+        load_pickle(path)
+    # numpy's own pickles of the same dtypes load, as plain arrays
+    path.write_bytes(pickle.dumps({"a": np.arange(6, dtype="f4").reshape(2, 3), "o": np.array([1, "x"], object)}))
+    loaded = load_pickle(path)
+    assert type(loaded["a"]) is np.ndarray and type(loaded["o"]) is np.ndarray
+    np.testing.assert_array_equal(loaded["a"], np.arange(6, dtype="f4").reshape(2, 3))
+    assert loaded["o"].tolist() == [1, "x"]
+
+
+def test_numpy_ndarray_cannot_be_called_to_allocate(tmp_path) -> None:
+    path = tmp_path / "alloc.pkl"
+    # push numpy.ndarray, the tuple ((10**12,),), REDUCE: ndarray((10**12,)) would reserve a terabyte
+    path.write_bytes(b"\x80\x02cnumpy\nndarray\n\x8a\x06\x00\x10\xa5\xd4\xe8\x00\x85\x85R.")
+    with pytest.raises(ResultsFileError, match="an array may only be built empty"):
+        load_pickle(path)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_random_bytes(tmp_path, seed: int) -> None:
     path = tmp_path / "noise.pkl"

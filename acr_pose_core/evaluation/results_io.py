@@ -120,6 +120,65 @@ class ResultsFileError(ValueError):
 # Restricted unpickling
 
 
+class _CheckedArray(np.ndarray):
+    """What ``numpy.ndarray`` means while a pickle loads: numpy builds an array as an empty shell (``_reconstruct``
+    with shape ``(0,)``) and then fills it from its state (``__setstate__``). Both steps are checked here before
+    numpy runs them: a shell must be empty, and a state's data must be exactly what its shape and dtype say, bytes
+    for a plain dtype, a list of that many elements for an object array. numpy trusts the state: a 199-byte pickle
+    with a huge shape and a short list crashed the interpreter (segmentation fault), a huge shape with short bytes
+    reserved gigabytes before it was refused. :func:`_plain` turns the loaded arrays back into ``numpy.ndarray``."""
+
+    def __new__(cls, shape: Any = (0,), dtype: Any = float, *args: Any, **kwargs: Any) -> _CheckedArray:
+        if args or kwargs or _elements(shape) != 0:
+            raise pickle.UnpicklingError(f"an array may only be built empty and then filled, got shape {shape!r}")
+        return np.ndarray.__new__(cls, shape, dtype)
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise pickle.UnpicklingError("malformed array state")
+        shape, dtype, _, data = state[-4:]
+        n = _elements(shape)
+        dtype = np.dtype(dtype)
+        if dtype.hasobject:
+            ok = isinstance(data, list) and len(data) == n
+        else:
+            ok = isinstance(data, (bytes, bytearray, str)) and len(data) == n * dtype.itemsize
+        if not ok:
+            raise pickle.UnpicklingError(
+                f"array state of shape {tuple(shape)} and dtype {dtype} holds {type(data).__name__} of "
+                f"{len(data) if hasattr(data, '__len__') else '?'} entries, not what the shape says"
+            )
+        np.ndarray.__setstate__(self, state)
+
+
+def _elements(shape: Any) -> int:
+    if not isinstance(shape, tuple) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise pickle.UnpicklingError(f"malformed array shape {shape!r}")
+    return int(np.prod(shape, dtype=object)) if shape else 1
+
+
+def _plain(obj: Any) -> Any:
+    """``obj`` with every :class:`_CheckedArray` (inside containers and object arrays too) as a plain ndarray."""
+    if isinstance(obj, _CheckedArray):
+        arr = obj.view(np.ndarray)
+        if arr.dtype.hasobject:
+            for index, value in np.ndenumerate(arr):
+                arr[index] = _plain(value)
+        return arr
+    if isinstance(obj, dict):
+        for key in list(obj):
+            obj[key] = _plain(obj[key])
+        return obj
+    if isinstance(obj, list):
+        obj[:] = [_plain(v) for v in obj]
+        return obj
+    if isinstance(obj, tuple):
+        return type(obj)(_plain(v) for v in obj) if type(obj) is tuple else obj
+    return obj
+
+
 def _allowed_globals() -> dict[tuple[str, str], Any]:
     """``(module, name) -> object`` that result pickles may reference.
 
@@ -137,8 +196,12 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
     (the BUILD opcode), and that must not outlive one load nor reach numpy's own functions. Everything else admitted
     is an immutable type or a builtin function.
     """
-    reconstruct = np.zeros(0).__reduce__()[0]
     scalar = np.float64(0.0).__reduce__()[0]
+
+    def reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+        # numpy's multiarray._reconstruct(ndarray, (0,), b"b"): the empty shell its __setstate__ then fills
+        return _CheckedArray.__new__(_CheckedArray, shape, dtype)
+
     numpy_frombuffer = np.zeros(1).__reduce_ex__(5)[0]
 
     def frombuffer(buf: Any, dtype: np.dtype, shape: tuple[int, ...], order: str) -> np.ndarray:
@@ -151,7 +214,7 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
         return obj.encode("latin-1", errors)
 
     allowed: dict[tuple[str, str], Any] = {
-        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "ndarray"): _CheckedArray,
         ("numpy", "dtype"): np.dtype,
         ("_codecs", "encode"): latin1_encode,
         ("collections", "OrderedDict"): OrderedDict,
@@ -221,7 +284,7 @@ def load_pickle(path: str | os.PathLike) -> object:
     path = Path(path)
     data = path.read_bytes()
     try:
-        return RestrictedUnpickler(io.BytesIO(data), source=str(path)).load()
+        return _plain(RestrictedUnpickler(io.BytesIO(data), source=str(path)).load())
     except ResultsFileError:
         raise
     except Exception as e:  # the unpickler's guts raise many types (EOFError, ValueError, struct.error, ...)
