@@ -12,6 +12,7 @@ reported at the end. Output messages are written at the colour message's log tim
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -92,13 +93,17 @@ def rosbags_types(store: Any) -> Callable[[str], Callable[..., Any]]:
     return construct
 
 
+class BagError(ValueError):
+    """A user error of ``acr-pose bag`` (a missing or damaged bag, an ambiguous topic): one line, exit status 2."""
+
+
 def _pick(topics: dict[str, str], kind: str, want: str, given: str | None, hint: Sequence[str], avoid: str = "") -> str:
     """The topic of type ``kind`` for ``want``: ``given`` if set, else the only candidate whose name mentions one
     of ``hint`` (and not ``avoid``), else the only one of that type."""
     listing = "\n  ".join(f"{t} [{m}]" for t, m in sorted(topics.items())) or "(none)"
     if given:
         if topics.get(given) != kind:
-            raise SystemExit(f"acr-pose bag: no {kind} topic {given!r}; the bag has:\n  {listing}")
+            raise BagError(f"no {kind} topic {given!r}; the bag has:\n  {listing}")
         return given
     candidates = [t for t, m in topics.items() if m == kind]
     named = [t for t in candidates if any(h in t for h in hint) and not (avoid and avoid in t)]
@@ -106,8 +111,8 @@ def _pick(topics: dict[str, str], kind: str, want: str, given: str | None, hint:
         return named[0]
     if len(candidates) == 1:
         return candidates[0]
-    raise SystemExit(
-        f"acr-pose bag: cannot tell the {want} topic ({len(candidates)} {kind} topics); name it with "
+    raise BagError(
+        f"cannot tell the {want} topic ({len(candidates)} {kind} topics); name it with "
         f"--{want}-topic. The bag has:\n  {listing}"
     )
 
@@ -129,30 +134,55 @@ def run(args: argparse.Namespace) -> int:
     try:
         from rosbags.rosbag2 import Reader, StoragePlugin, Writer
     except ImportError:
-        raise SystemExit(
-            'acr-pose bag needs rosbags: pip install "acr_pose_ros[bag]" (or pip install rosbags)'
-        ) from None
-    from tqdm import tqdm
-
-    from acr_pose_core.detection import InputError
+        raise BagError('acr-pose bag needs rosbags: pip install "acr_pose_ros[bag]" (or pip install rosbags)') from None
     from acr_pose_core.pipeline import PoseEstimator
-    from acr_pose_ros.conversions import MessageError
-    from acr_pose_ros.frame import estimate_frame, frame_inputs
-    from acr_pose_ros.messages import detection_array, marker_array, transform_message
     from acr_pose_ros.params import NodeParameters, load_parameter_file
-    from acr_pose_ros.sync import ApproximateSync, stamp_ns
 
     params = load_parameter_file(args.params) if args.params else NodeParameters()
     if params.mask_source != "segmenter":
-        raise SystemExit("acr-pose bag: only mask_source 'segmenter' is supported offline")
+        raise BagError("only mask_source 'segmenter' is supported offline")
     if not args.input.exists():
-        raise SystemExit(f"acr-pose bag: no bag {args.input}")
+        raise BagError(f"no bag {args.input}")
     if args.output.exists():
-        raise SystemExit(f"acr-pose bag: {args.output} exists; choose a new output folder")
+        raise BagError(f"{args.output} exists; choose a new output folder")
     store = typestore(args.distro)
     types = rosbags_types(store)
     estimator = PoseEstimator(args.model or params.model or None, device=args.device)
     counts: Counter[str] = Counter()
+    try:
+        _convert(args, params, store, types, estimator, counts, Reader, StoragePlugin, Writer)
+    except (BagError, KeyboardInterrupt):
+        _remove_partial(args.output)
+        raise
+    except Exception as error:  # rosbags' reader and deserialiser raise many types for a damaged bag
+        _remove_partial(args.output)
+        raise BagError(f"{args.input}: not a readable rosbag2 ({type(error).__name__}: {error})") from None
+    print(
+        f"[bag] {counts['frames']} frames posed ({counts['objects']} objects), {counts['skipped']} skipped; "
+        f"wrote {args.output} (/acr_pose/detections, /tf, /acr_pose/markers)"
+    )
+    if counts["frames"] == 0:
+        print("[bag] no synchronised colour/depth/camera-info set was found: check the topics and their stamps")
+        return 1
+    return 0
+
+
+def _remove_partial(output: Path) -> None:
+    """A refused or failed conversion leaves no output folder (a rerun would be refused by it)."""
+    if output.exists():
+        shutil.rmtree(output)
+
+
+def _convert(args, params, store, types, estimator, counts, Reader, StoragePlugin, Writer) -> None:  # noqa: N803
+    """Read ``args.input``, pose every synchronised set, write ``args.output`` (see :func:`run`)."""
+    from tqdm import tqdm
+
+    from acr_pose_core.detection import InputError
+    from acr_pose_ros.conversions import MessageError
+    from acr_pose_ros.frame import estimate_frame, frame_inputs
+    from acr_pose_ros.messages import detection_array, marker_array, transform_message
+    from acr_pose_ros.sync import ApproximateSync, stamp_ns
+
     with Reader(args.input) as reader:
         topics = {c.topic: c.msgtype for c in reader.connections}
         image, info = "sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo"
@@ -162,14 +192,12 @@ def run(args: argparse.Namespace) -> int:
         if color == depth:
             images = sorted(t for t, m in topics.items() if m == image)
             if len(images) == 1:  # the only Image topic was taken for both: the bag has no depth
-                raise SystemExit(
-                    f"acr-pose bag: the bag has no depth image topic (its only Image topic is {color}); record the "
+                raise BagError(
+                    f"the bag has no depth image topic (its only Image topic is {color}); record the "
                     "aligned depth too (realsense2_camera: align_depth.enable:=true, "
                     ".../aligned_depth_to_color/image_raw)"
                 )
-            raise SystemExit(
-                f"acr-pose bag: colour and depth are both {color}; name them with --color-topic/--depth-topic"
-            )
+            raise BagError(f"colour and depth are both {color}; name them with --color-topic/--depth-topic")
         order = {color: 0, depth: 1, camera: 2}
         connections = [c for c in reader.connections if c.topic in order]
         plugin = StoragePlugin.MCAP if args.storage == "mcap" else StoragePlugin.SQLITE3
@@ -221,17 +249,13 @@ def run(args: argparse.Namespace) -> int:
                 if connection.topic == color:
                     log_time[stamp_ns(msg)] = timestamp
                 sync.add(order[connection.topic], msg)
-    print(
-        f"[bag] {counts['frames']} frames posed ({counts['objects']} objects), {counts['skipped']} skipped; "
-        f"wrote {args.output} (/acr_pose/detections, /tf, /acr_pose/markers)"
-    )
-    if counts["frames"] == 0:
-        print("[bag] no synchronised colour/depth/camera-info set was found: check the topics and their stamps")
-        return 1
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="acr-pose bag", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    try:
+        return run(parser.parse_args(argv))
+    except BagError as error:
+        print(f"acr-pose bag: error: {error}", file=sys.stderr)
+        return 2

@@ -186,16 +186,47 @@ def test_bag_tool_writes_detections_tf_and_markers(rgbd_bag, tmp_path, capsys):
     assert max(len(m.detections) for _, m in arrays) >= 1
 
 
-def test_bag_tool_lists_the_topics_it_has_when_one_is_missing(rgbd_bag, tmp_path):
+def test_bag_tool_lists_the_topics_it_has_when_one_is_missing(rgbd_bag, tmp_path, capsys):
     from acr_pose_ros.bag import main
 
     path, _ = rgbd_bag
-    with pytest.raises(SystemExit, match=r"no sensor_msgs/msg/Image topic '/nope'.*\n  /camera/aligned_depth"):
-        main([str(path), str(tmp_path / "o"), "--color-topic", "/nope"])
+    assert main([str(path), str(tmp_path / "o"), "--color-topic", "/nope"]) == 2
+    err = capsys.readouterr().err
+    assert "acr-pose bag: error: no sensor_msgs/msg/Image topic '/nope'" in err and "\n  /camera/aligned_depth" in err
     assert not (tmp_path / "o").exists()
 
 
-def test_bag_tool_says_when_the_bag_has_no_depth(tmp_path):
+def test_a_damaged_bag_is_one_error_and_leaves_no_output(rgbd_bag, tmp_path, capsys):
+    import shutil
+
+    from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+
+    from acr_pose_ros.bag import main, typestore
+
+    path, _ = rgbd_bag
+    truncated = tmp_path / "truncated"
+    shutil.copytree(path, truncated)
+    [mcap] = truncated.glob("*.mcap")
+    mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])
+    garbage = tmp_path / "garbage"  # the same messages, the second depth image's payload replaced by noise
+    store = typestore("jazzy")
+    with Reader(path) as reader, Writer(garbage, version=8, storage_plugin=StoragePlugin.MCAP) as writer:
+        made = {c.topic: writer.add_connection(c.topic, c.msgtype, typestore=store) for c in reader.connections}
+        depth_seen = 0
+        for connection, when, raw in reader.messages():
+            if "depth" in connection.topic:
+                depth_seen += 1
+                raw = raw if depth_seen != 2 else bytes([0, 1, 0, 0]) + bytes(range(256)) * 3
+            writer.write(made[connection.topic], when, raw)
+    for damaged in (truncated, garbage):
+        out = tmp_path / f"out_{damaged.name}"
+        assert main([str(damaged), str(out)]) == 2, damaged.name
+        err = capsys.readouterr().err
+        assert f"{damaged}: not a readable rosbag2" in err and "Traceback" not in err, err
+        assert not out.exists()  # no half-written output to block the rerun
+
+
+def test_bag_tool_says_when_the_bag_has_no_depth(tmp_path, capsys):
     pytest.importorskip("rosbags")
     from rosbags.rosbag2 import StoragePlugin, Writer
 
@@ -222,6 +253,6 @@ def test_bag_tool_says_when_the_bag_has_no_depth(tmp_path):
             10**9,
             store.serialize_cdr(info, topics["/camera/color/camera_info"]),
         )
-    with pytest.raises(SystemExit, match=r"the bag has no depth image topic \(its only Image topic is /camera/color"):
-        main([str(path), str(tmp_path / "o")])
+    assert main([str(path), str(tmp_path / "o")]) == 2
+    assert "the bag has no depth image topic (its only Image topic is /camera/color" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
