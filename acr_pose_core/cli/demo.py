@@ -160,7 +160,10 @@ def run(args: argparse.Namespace) -> int:
         f"(render {render_seconds:.1f} s)"
     )
     if masks == "model" and missed:
-        print("[demo] --masks gt gives the Reconstructor the true masks (the segmenter is the weaker stage)")
+        print(
+            f"[demo] {len(missed)} not detected: --masks gt gives the Reconstructor the true masks, to tell the "
+            "segmenter's misses from the Reconstructor's errors"
+        )
 
     picture = draw_boxes(frame.color, boxes, camera)
     for name, image in (
