@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -153,14 +152,12 @@ def test_the_estimate_times_its_stages(frame, camera, tiny):
     assert all(ms >= 0 for ms in given.timings_ms.values())
     calls = []
 
-    def slow_source(rgb, depth, intrinsics):
+    def source(rgb, depth, intrinsics):
         calls.append(1)
-        time.sleep(0.05)
         return detections_from_frame(frame)
 
-    sourced = oracle_estimator(frame, mask_source=slow_source).estimate(frame.color, frame.depth, camera)
-    assert calls and list(sourced.timings_ms) == ["checks", "segmenter", "inputs", "model", "poses"]
-    assert sourced.timings_ms["segmenter"] >= 50.0
+    sourced = oracle_estimator(frame, mask_source=source).estimate(frame.color, frame.depth, camera)
+    assert calls == [1] and list(sourced.timings_ms) == ["checks", "segmenter", "inputs", "model", "poses"]
     empty = tiny.estimate(frame.color, frame.depth, camera, masks=Detections.empty(*frame.image_size))
     assert list(empty.timings_ms) == ["checks", "inputs"]
 

@@ -139,6 +139,14 @@ def running_graph(log: Path, params: tuple[str, ...], managed: bool = False, off
                 executor.spin_once(timeout_sec=0.05)
             return condition()
 
+        def answer(self, sec: int):
+            """Publish the scene at ``sec`` and return the Detection3DArray that answers it."""
+            detections = received["detections"]
+            count = len(detections)
+            self.publish(sec)
+            assert self.spin_until(lambda: len(detections) > count and detections[-1].header.stamp.sec == sec, 20)
+            return detections[-1]
+
         def status(self) -> dict:
             return json.loads(received["status"][-1].data) if received["status"] else {}
 
@@ -365,13 +373,7 @@ def test_poses_in_a_target_frame_through_a_static_transform(graph):
         )
         assert graph.spin_until(future.done, 10) and future.result().results[0].successful
 
-    detections, tf = graph.received["detections"], graph.received["tf"]
-
-    def answer(sec):
-        count = len(detections)
-        graph.publish(sec)
-        assert graph.spin_until(lambda: len(detections) > count and detections[-1].header.stamp.sec == sec, 20)
-        return detections[-1]
+    tf = graph.received["tf"]
 
     def poses(msg):
         out = {}
@@ -382,7 +384,7 @@ def test_poses_in_a_target_frame_through_a_static_transform(graph):
             out[d.id] = (T, np.array(d.results[0].pose.covariance).reshape(6, 6))
         return out
 
-    in_camera = poses(answer(550))
+    in_camera = poses(graph.answer(550))
     R = Rotation.from_rotvec([0.4, -0.3, 1.2]).as_matrix()
     T_base_camera = np.eye(4)
     T_base_camera[:3, :3], T_base_camera[:3, 3] = R, [0.2, -0.1, 0.9]
@@ -395,7 +397,7 @@ def test_poses_in_a_target_frame_through_a_static_transform(graph):
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     graph.tester.create_publisher(TFMessage, "/tf_static", latched).publish(TFMessage(transforms=[static]))
     set_target("acrtest_base")
-    msg = answer(551)
+    msg = graph.answer(551)
     assert msg.header.frame_id == "acrtest_base" and all(d.header.frame_id == "acrtest_base" for d in msg.detections)
     in_base = poses(msg)
     assert len(in_base) == len(in_camera)
@@ -416,19 +418,13 @@ def test_poses_in_a_target_frame_through_a_static_transform(graph):
     assert graph.spin_until(lambda: graph.status().get("last_stamp_ns") == 552 * 10**9, 20)
     assert graph.status()["skipped_no_transform"] == skipped + 1
     set_target("")
-    assert answer(553).header.frame_id == FRAME_ID
+    assert graph.answer(553).header.frame_id == FRAME_ID
 
 
 def test_ids_stay_with_their_objects_reset_drops_them_and_an_idle_node_says_it_waits(graph):
     from std_srvs.srv import Trigger
 
-    detections, tf = graph.received["detections"], graph.received["tf"]
-
-    def answer(sec):
-        count = len(detections)
-        graph.publish(sec)
-        assert graph.spin_until(lambda: len(detections) > count and detections[-1].header.stamp.sec == sec, 20)
-        return detections[-1]
+    tf = graph.received["tf"]
 
     def objects(msg):  # id -> (category, position)
         return {
@@ -437,7 +433,7 @@ def test_ids_stay_with_their_objects_reset_drops_them_and_an_idle_node_says_it_w
             for d in msg.detections
         }  # fmt: skip
 
-    first, second = objects(answer(600)), objects(answer(601))  # one second apart: within track_timeout
+    first, second = objects(graph.answer(600)), objects(graph.answer(601))  # one second apart: within track_timeout
     assert len(first) == len(graph.scene.class_ids) and first.keys() == second.keys()
     for name, (category, where) in first.items():  # the same scene: each id names the same object
         assert name.startswith(category + "_") and np.linalg.norm(second[name][1] - where) < 0.01
@@ -446,7 +442,7 @@ def test_ids_stay_with_their_objects_reset_drops_them_and_an_idle_node_says_it_w
     future = client.call_async(Trigger.Request())
     assert graph.spin_until(future.done, 10)
     assert future.result().success and future.result().message == f"dropped {len(first)} tracks"
-    third = objects(answer(602))
+    third = objects(graph.answer(602))
     assert not third.keys() & second.keys() and sorted(c for c, _ in third.values()) == sorted(
         c for c, _ in second.values()
     )  # new ids for the same objects
